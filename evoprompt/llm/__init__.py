@@ -1,0 +1,50 @@
+"""Model backends behind one protocol (base.Backend), chosen by name in each role's config."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import unknown
+from .base import Backend, BackendError, Chat, Decoding, Sample
+
+
+def _hf(**kw) -> Backend:
+    from .hf import HFBackend
+
+    return HFBackend(**kw)
+
+
+def _vllm(**kw) -> Backend:
+    from .vllm_backend import VLLMBackend
+
+    return VLLMBackend(**kw)
+
+
+def _openai(**kw) -> Backend:
+    from .openai_backend import OpenAIBackend
+
+    return OpenAIBackend(**kw)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"hf": _hf, "vllm": _vllm, "openai": _openai}
+_ENGINES: dict[tuple, Backend] = {}
+
+
+def engine_key(role_cfg: dict) -> tuple:
+    """Roles whose backend and model settings agree share one engine (sampling settings do not count)."""
+    load = {k: v for k, v in role_cfg.items() if k not in ("decoding", "system_prompt", "prompt")}
+    return tuple(sorted((k, repr(v)) for k, v in load.items()))
+
+
+def get_backend(role_cfg: dict) -> Backend:
+    """One engine per model per process, shared between roles."""
+    name = role_cfg.get("backend", "hf")
+    if name not in BACKENDS:
+        raise unknown("backend", name, BACKENDS)
+    key = engine_key(role_cfg)
+    if key not in _ENGINES:
+        kw = {k: v for k, v in role_cfg.items() if k not in ("backend", "decoding", "system_prompt", "prompt")}
+        _ENGINES[key] = BACKENDS[name](**kw)
+    return _ENGINES[key]
+
+
+__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "BACKENDS", "get_backend"]

@@ -1,0 +1,61 @@
+"""The one protocol every model role (target, rewriter, helper, judges) is served through."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+Chat = list[dict]  # [{"role": "user", "content": "..."}, ...]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+
+    def key(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+
+
+@dataclass
+class Sample:
+    """One sampled response; token_logprobs are log p(token | x, previous tokens) under the model
+    at temperature 1 (the model's own likelihood, not the sampling distribution)."""
+
+    text: str
+    token_logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.token_logprobs))
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_logprobs)
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "token_logprobs": self.token_logprobs}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Sample":
+        return cls(d["text"], list(d["token_logprobs"]))
+
+
+class Backend(Protocol):
+    """Both calls are batched: one call carries a whole generation's work for a role."""
+
+    model_id: str  # what the cache key names
+    supports_logprobs: bool
+
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+        """n samples for each chat. Sample j of a chat depends only on (chat, seed, j), never on
+        what else is in the batch, so cached and fresh work mix without changing results."""
+        ...
+
+    def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
+        """log p(response | chat-templated prompt), token by token, for each pair."""
+        ...
+
+
+class BackendError(RuntimeError):
+    """A model could not be loaded or reached; the message is meant for the user."""

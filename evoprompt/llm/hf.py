@@ -1,0 +1,150 @@
+"""HF transformers backend: padding-aware batches on CPU or GPU.
+
+Sampling runs through `generate` in greedy mode with a logits processor that draws each row's token by
+the Gumbel-max trick from a generator seeded by (call seed, prompt, sample index). A row's sample thus
+does not depend on its batch neighbours, and the processor records log p(token | x, prefix) under the
+untempered model, so log p(y|x) comes from the same call that produced y."""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+from .base import BackendError, Chat, Decoding, Sample
+from .embedded import resolve_model_path
+
+
+def row_seed(seed: int, text: str, j: int) -> int:
+    h = hashlib.sha256(f"{seed}\x00{j}\x00{text}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+class _GumbelSampler:
+    def __init__(self, seeds: list[int], decoding: Decoding, device):
+        import torch
+
+        self.torch = torch
+        self.decoding = decoding
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.device = device
+        self.logprobs: list[list[float]] = [[] for _ in seeds]
+
+    def __call__(self, input_ids, scores):
+        torch = self.torch
+        scores = scores.float()
+        logp = torch.log_softmax(scores, dim=-1)
+        t = self.decoding.temperature
+        if t <= 0:
+            choice = scores.argmax(dim=-1)
+        else:
+            z = scores / t
+            if self.decoding.top_p < 1.0:
+                z = _top_p_filter(torch, z, self.decoding.top_p)
+            u = torch.stack([torch.rand(z.shape[-1], generator=g) for g in self.generators]).to(z.device)
+            exp_noise = -torch.log(u.clamp_min(1e-20))
+            gumbel = -torch.log(exp_noise.clamp_min(1e-20))
+            choice = (z + gumbel).argmax(dim=-1)
+        picked = logp.gather(1, choice[:, None])[:, 0].tolist()
+        for row, lp in enumerate(picked):
+            self.logprobs[row].append(lp)
+        forced = torch.full_like(scores, float("-inf"))
+        forced.scatter_(1, choice[:, None], 0.0)
+        return forced
+
+
+def _top_p_filter(torch, z, top_p: float):
+    sorted_z, idx = z.sort(dim=-1, descending=True)
+    cum = torch.softmax(sorted_z, dim=-1).cumsum(dim=-1)
+    drop = cum - torch.softmax(sorted_z, dim=-1) > top_p  # keep the smallest prefix reaching top_p
+    sorted_z = sorted_z.masked_fill(drop, float("-inf"))
+    return torch.full_like(z, float("-inf")).scatter(1, idx, sorted_z)
+
+
+class HFBackend:
+    supports_logprobs = True
+
+    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 32, **_):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.model_id = model
+        path = resolve_model_path(model)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        try:
+            self.tok = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+        except (OSError, ValueError) as e:
+            raise BackendError(f"cannot load model '{model}' ({path}): {str(e).splitlines()[0]}") from None
+        self.model.eval()
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.device = device
+        self.batch_size = batch_size
+        self.eos_ids = self._eos_ids()
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        ids.add(self.tok.eos_token_id)
+        return ids
+
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _batches(self, rows: list, key):
+        order = sorted(range(len(rows)), key=key)  # similar lengths together: less padding
+        for i in range(0, len(order), self.batch_size):
+            yield order[i:i + self.batch_size]
+
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        torch = self.torch
+        prompts = [self.prompt_ids(c) for c in chats]
+        rows = [(i, j) for i in range(len(chats)) for j in range(n)]
+        out: list[list[Sample | None]] = [[None] * n for _ in chats]
+        gen_cfg = GenerationConfig(do_sample=False, max_new_tokens=decoding.max_new_tokens,
+                                   eos_token_id=sorted(self.eos_ids), pad_token_id=self.tok.pad_token_id)
+        for batch in self._batches(rows, key=lambda r: len(prompts[rows[r][0]])):
+            ids = [prompts[rows[r][0]] for r in batch]
+            width = max(map(len, ids))
+            input_ids = torch.tensor([[self.tok.pad_token_id] * (width - len(x)) + x for x in ids])
+            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+            sampler = _GumbelSampler(
+                [row_seed(seed, self.tok.decode(prompts[rows[r][0]]), rows[r][1]) for r in batch], decoding, self.device)
+            with torch.no_grad():
+                seqs = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                           generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]))
+            for k, r in enumerate(batch):
+                new = seqs[k, width:].tolist()
+                end = next((p + 1 for p, t in enumerate(new) if t in self.eos_ids), len(new))
+                i, j = rows[r]
+                out[i][j] = Sample(self.tok.decode(new[:end], skip_special_tokens=True).strip(),
+                                   sampler.logprobs[k][:end])
+        return out  # type: ignore[return-value]
+
+    def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
+        torch = self.torch
+        pairs = [(self.prompt_ids(c), self.tok(r, add_special_tokens=False)["input_ids"])
+                 for c, r in zip(chats, responses)]
+        out: list[Sample | None] = [None] * len(pairs)
+        for batch in self._batches(pairs, key=lambda r: len(pairs[r][0]) + len(pairs[r][1])):
+            seqs = [pairs[r][0] + pairs[r][1] for r in batch]
+            width = max(map(len, seqs))
+            input_ids = torch.tensor([s + [self.tok.pad_token_id] * (width - len(s)) for s in seqs])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+            with torch.no_grad():
+                logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            for k, r in enumerate(batch):
+                p, y = pairs[r]
+                if not y:
+                    out[r] = Sample(responses[r], [])
+                    continue
+                pred = logits[k, len(p) - 1:len(p) + len(y) - 1].float().log_softmax(-1)
+                lps = pred.gather(1, torch.tensor(y, device=pred.device)[:, None])[:, 0].tolist()
+                out[r] = Sample(responses[r], lps)
+        return out  # type: ignore[return-value]
