@@ -1,0 +1,1 @@
+"""How an instruction changes: the nine mutation strategies and recombination, run by an LLM rewriter."""

@@ -1,0 +1,18 @@
+"""Recombination: merge the refusal-triggering parts of two instructions into one."""
+from __future__ import annotations
+
+import random
+
+from .rewrite import TEMPLATES, RewriteRequest
+
+_RECOMBINE = (TEMPLATES / "recombine.txt").read_text(encoding="utf-8")
+
+
+def recombination_request(a: str, b: str, tag=None) -> RewriteRequest:
+    return RewriteRequest(_RECOMBINE.format(a=a, b=b), "recombine", [a, b], tag)
+
+
+def draw_pairs(items: list, n: int, rng: random.Random) -> list[tuple]:
+    """n random distinct pairs (fewer when fewer exist)."""
+    pairs = [(a, b) for i, a in enumerate(items) for b in items[i + 1:]]
+    return rng.sample(pairs, min(n, len(pairs)))

@@ -1,0 +1,77 @@
+"""One batched rewriter call per round for every pending request, with a bounded number of rounds."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evoprompt.llm import Backend, Decoding
+
+from .parse import ParseError, parse_rewrite
+
+TEMPLATES = Path(__file__).parent / "templates"
+_FORMAT = (TEMPLATES / "rewrite_format.txt").read_text(encoding="utf-8")
+
+
+@dataclass
+class RewriteRequest:
+    body: str                 # the task, rendered from a template
+    operator: str             # strategy name, or "recombine"
+    parents: list[str]        # texts the rewrite starts from
+    tag: object = None        # caller's bookkeeping (lineage, parent ids)
+
+
+@dataclass
+class Rewrite:
+    request: RewriteRequest
+    text: str
+    reason: str
+    attempts: int
+
+
+@dataclass
+class RewriteFailure:
+    request: RewriteRequest
+    errors: list[str] = field(default_factory=list)
+
+
+def dedupe_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def sub_seed(seed: int, *parts) -> int:
+    h = hashlib.sha256(repr((seed,) + parts).encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def rewrite_all(backend: Backend, requests: list[RewriteRequest], decoding: Decoding, seed: int,
+                max_attempts: int, max_chars: int, seen: set[str]) -> tuple[list[Rewrite], list[RewriteFailure]]:
+    """Rewrites for all requests; a request whose output is empty, unparsable, over-long, a copy of a
+    parent or of anything in `seen` is asked again, at most max_attempts times in all."""
+    done: list[Rewrite] = []
+    failures = {i: RewriteFailure(r) for i, r in enumerate(requests)}
+    for attempt in range(max_attempts):
+        pending = sorted(failures)
+        if not pending:
+            break
+        chats = [[{"role": "user", "content": _FORMAT.format(body=requests[i].body)}] for i in pending]
+        outputs = backend.generate(chats, 1, decoding, sub_seed(seed, attempt))
+        for i, samples in zip(pending, outputs):
+            req = requests[i]
+            try:
+                text, reason = parse_rewrite(samples[0].text)
+                key = dedupe_key(text)
+                if len(text) > max_chars:
+                    raise ParseError(f"longer than {max_chars} characters")
+                if len(key) < 8:
+                    raise ParseError("too short")
+                if key in seen or key in {dedupe_key(p) for p in req.parents}:
+                    raise ParseError("duplicate")
+            except ParseError as e:
+                failures[i].errors.append(str(e))
+                continue
+            seen.add(key)
+            done.append(Rewrite(req, text, reason, attempt + 1))
+            del failures[i]
+    return done, list(failures.values())

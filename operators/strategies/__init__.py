@@ -1,0 +1,30 @@
+"""The nine mutation strategies of METHOD.md section 2, one data file each (`# family: ...` then the task)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evoprompt.errors import unknown
+
+_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    family: str
+    task: str
+
+
+def _load(path: Path) -> Strategy:
+    head, _, body = path.read_text(encoding="utf-8").partition("\n")
+    return Strategy(path.stem, head.removeprefix("# family:").strip(), body.strip())
+
+
+STRATEGIES: dict[str, Strategy] = {p.stem: _load(p) for p in sorted(_DIR.glob("*.txt"))}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise unknown("strategy", name, STRATEGIES)
+    return STRATEGIES[name]
