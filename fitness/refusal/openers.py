@@ -1,0 +1,17 @@
+"""q(x) = sum_o p_target(o | x) over refusal openers o: the target's own probability that its answer to
+x starts with a refusal. An exact marginal of a refusal event, so log q(x) <= log p(r|x), and it moves
+smoothly with x even when none of the K samples refuses."""
+from __future__ import annotations
+
+import math
+
+from evoprompt.llm import Backend, Chat
+
+
+def opener_probability(backend: Backend, chats: list[Chat], openers: list[str]) -> list[float]:
+    """One batched scoring call for every (chat, opener) pair."""
+    if not chats or not openers:
+        return [0.0] * len(chats)
+    scored = backend.score([c for c in chats for _ in openers], [o for _ in chats for o in openers])
+    m = len(openers)
+    return [min(1.0, sum(math.exp(s.logprob) for s in scored[i * m:(i + 1) * m])) for i in range(len(chats))]

@@ -1,0 +1,66 @@
+"""Scores a whole generation's candidates: one target call for all K samples of all candidates, one
+for the refusal-opener prior, the refusal judge on every (x, y_k), then the ELBO per candidate."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evoprompt.llm import Backend, Decoding
+
+from .diversity import Embedder, novelty
+from .elbo import elbo
+from .refusal.openers import opener_probability
+from .refusal.base import RefusalJudge
+
+
+@dataclass
+class FitnessConfig:
+    K: int
+    lam: float
+    mu: float
+    eps: float
+    floor: str
+    opener_prior: bool
+    openers: list[str]
+
+
+class Scorer:
+    def __init__(self, target: Backend, decoding: Decoding, system_prompt: str | None, judge: RefusalJudge,
+                 cfg: FitnessConfig, embedder: Embedder | None):
+        self.target, self.decoding, self.system_prompt = target, decoding, system_prompt
+        self.judge, self.cfg, self.embedder = judge, cfg, embedder
+
+    def chat(self, text: str) -> list[dict]:
+        sys = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return sys + [{"role": "user", "content": text}]
+
+    def score(self, texts: list[str], archive: np.ndarray, seed: int) -> list[dict]:
+        """Fitness record per text; archive holds unit embeddings of instructions already kept."""
+        if not texts:
+            return []
+        cfg = self.cfg
+        chats = [self.chat(t) for t in texts]
+        samples = self.target.generate(chats, cfg.K, self.decoding, seed)
+        prior = opener_probability(self.target, chats, cfg.openers) if cfg.opener_prior else [0.0] * len(texts)
+        flat_x = [t for t, ss in zip(texts, samples) for _ in ss]
+        flat_p = self.judge.prob(flat_x, [s.text for ss in samples for s in ss])
+        embeddings = self.embedder(texts) if self.embedder else np.zeros((len(texts), 0))
+        novel = novelty(embeddings, archive) if self.embedder else np.zeros(len(texts))
+        out, pos = [], 0
+        for i, ss in enumerate(samples):
+            judged = flat_p[pos:pos + len(ss)]
+            pos += len(ss)
+            p = [max(j, prior[i]) for j in judged]  # a refusing sample, or the prior if larger
+            e = elbo(p, [s.logprob for s in ss], [s.n_tokens for s in ss], cfg.lam, cfg.eps, cfg.floor,
+                     cfg.mu, float(novel[i]))
+            out.append({
+                "fitness": e.fitness, "refusal_term": e.refusal_term, "likelihood_term": e.likelihood_term,
+                "diversity": float(novel[i]), "refusal_prob": float(np.mean(p)),
+                "judge_refusal_rate": float(np.mean(judged)), "opener_prob": prior[i],
+                "mean_logprob": float(np.mean([s.logprob for s in ss])),
+                "samples": [{"text": s.text, "logprob": round(s.logprob, 3), "tokens": s.n_tokens,
+                             "refusal": round(j, 4)} for s, j in zip(ss, judged)],
+                "embedding": embeddings[i].tolist() if len(embeddings[i]) else None,
+            })
+        return out
