@@ -34,13 +34,14 @@ class VLLMBackend:
             # the CPU worker refuses to start when this exceeds the free memory of one NUMA node
             gpu_memory_utilization = min(gpu_memory_utilization, 0.5)
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+            if dtype == "auto":
+                dtype = "float32"  # as hf.py on CPU; vLLM's own "auto" casts to bfloat16 there
         try:
             self.llm = LLM(model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                            enforce_eager=enforce_eager, seed=seed, logprobs_mode="raw_logprobs")
         except Exception as e:  # vLLM reports load failures with many exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BackendError(f"vLLM cannot load model '{model}' ({path}): {msg}") from None
+            raise BackendError(f"vLLM cannot load model '{model}' ({path}): {_reason(e)}") from None
         self.tok = self.llm.get_tokenizer()
 
     def prompt_ids(self, chat: Chat) -> list[int]:
@@ -76,3 +77,8 @@ class VLLMBackend:
                                     SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
         return [Sample(r, [res.prompt_logprobs[len(p) + k][t].logprob for k, t in enumerate(y)])
                 for r, (p, y), res in zip(responses, pairs, results)]
+
+
+def _reason(e: Exception) -> str:
+    text = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)  # pydantic's str() opens with a header line
+    return (text.strip().splitlines() or [type(e).__name__])[0]
