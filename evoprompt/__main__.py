@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from .presets import EXPERIMENTS
+
 USAGE = """usage: python -m evoprompt <command> [key=value ...] [+experiment=NAME]
 
 commands:
@@ -16,7 +18,6 @@ commands:
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 # command -> (primary config in evoprompt/conf, module:function taking (cfg, run_dir))
 COMMANDS = {
     "run": ("config", "evoprompt.run:run"),

@@ -27,6 +27,26 @@ def plot_fitness(logbook: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def bar_chart(series: dict[str, list[dict]], groups: list[str], title: str, path: Path) -> None:
+    """Grouped bars (one group per set, one bar per metric) with their [lo, hi] intervals."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 2), 3.5))
+    width = 0.8 / len(series)
+    for k, (metric, rows) in enumerate(series.items()):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        vals = [r["value"] for r in rows]
+        err = [[v - r["lo"] for v, r in zip(vals, rows)], [r["hi"] - v for v, r in zip(vals, rows)]]
+        ax.bar(xs, vals, width, yerr=err, capsize=3, label=metric)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=15, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -35,14 +55,15 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
     lines = ["# evoprompt run report", ""]
     lines += [f"- {k}: {v}" for k, v in run_info.items()]
     lines += ["", "## Per generation", "",
-              _row("gen", "candidates scored", "gate pass", "accepted", "tau", "mean F", "max F", "std F",
+              _row("gen", "candidates scored", "gate pass", "acceptance", "tau", "mean F", "max F", "std F",
                    "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
               _row(*["---"] * 12)]
     for r in logbook:
         p = r["population"]
         lines.append(_row(r["gen"], r["candidates"],
                           f"{r['gate_passed']}/{r['gated']} ({r['gate_passed'] / r['gated']:.0%})" if r["gated"] else "-",
-                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-", f"{r['tau']:.3f}",
+                          f"{r['accepted']}/{r['lineages']} ({r['accepted'] / r['lineages']:.0%})" if r["gen"] else "-",
+                          f"{r['tau']:.3f}",
                           f"{p['mean']:.4f}", f"{p['max']:.4f}", f"{p['std']:.4f}", f"{r['refusal_prob']:.4f}",
                           f"{r['judge_refusal_rate']:.3f}", f"{r['opener_prob']:.4f}",
                           ", ".join(f"{k} {v}" for k, v in r["calls"].items() if v) or "0 (cached)"))

@@ -1,6 +1,7 @@
 """`evoprompt run`: wires config -> seeds -> operators -> gate -> fitness -> selection -> export."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from omegaconf import OmegaConf
 from fitness.diversity import Embedder
 from fitness.elbo import FLOORS
 from fitness.gate import HarmlessnessGate
-from fitness.refusal import make_judge
+from fitness.refusal import JUDGES, make_judge
 from fitness.scorer import FitnessConfig, Scorer
 from operators.choose import StrategyChooser
 from operators.rewrite import sub_seed
@@ -69,6 +70,8 @@ def validate(c: dict) -> None:
         raise UserError(f"fitness.K must be a whole number >= 1, got {c['fitness']['K']!r}")
     if not isinstance(c["generations"], int) or c["generations"] < 0:
         raise UserError(f"generations must be a whole number >= 0, got {c['generations']!r}")
+    if c["fitness"]["judge"] not in JUDGES:
+        raise unknown("refusal judge", c["fitness"]["judge"], JUDGES)
     for role in ROLES:
         if c[role]["backend"] not in BACKENDS:
             raise unknown(f"{role}.backend", c[role]["backend"], BACKENDS)
@@ -80,7 +83,6 @@ def run(cfg, run_dir: Path) -> dict:
     validate(c)
     seeds = load_seeds(c["seeds"]["path"], c["seeds"]["format"], c["seeds"]["text_column"], c["seeds"]["limit"],
                        c["seeds"]["split"])
-    make_judge(c["fitness"]["judge"], c["fitness"]["phrases"])  # unknown judge names fail here, before models load
     run_dir.mkdir(parents=True, exist_ok=True)
     st = checkpoint.load(run_dir, checkpoint.config_hash(c)) or checkpoint.RunState(checkpoint.config_hash(c))
 
@@ -89,7 +91,7 @@ def run(cfg, run_dir: Path) -> dict:
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"])
     f = c["fitness"]
     scorer = Scorer(backends["target"], decoding(c["target"]), c["target"].get("system_prompt"),
-                    make_judge(f["judge"], f["phrases"], embedder),
+                    make_judge(f["judge"], f["phrases"], embedder, backend=backends["gate"], model=f.get("judge_model")),
                     FitnessConfig(f["K"], f["lambda"], f["mu"], f["eps"], f["floor"], f["opener_prior"], f["openers"]),
                     embedder)
     g = c["gate"]
@@ -118,6 +120,7 @@ def run(cfg, run_dir: Path) -> dict:
         "cache hits / misses (prompts) of this invocation": f"{cache.hits} / {cache.misses}" if cache else "cache off",
         "rewrites given up after max_attempts": st.counters.get("rewrite_failures", 0),
     }
+    (run_dir / "run.json").write_text(json.dumps({"info": info, "outputs": counts}, indent=1), encoding="utf-8")
     write_report(run_dir / "report.md", st.logbook, st.chooser, counts, info, OmegaConf.to_yaml(cfg))
     progress.summary(st.logbook, cache.hits if cache else 0, cache.misses if cache else 0)
     progress.console.print(f"outputs in {run_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

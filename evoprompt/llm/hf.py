@@ -68,19 +68,30 @@ class HFBackend:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        self.torch = torch
-        self.model_id = model
         path = resolve_model_path(model)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         try:
-            self.tok = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+            tok = AutoTokenizer.from_pretrained(path)
+            loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model '{model}' ({path}): {str(e).splitlines()[0]}") from None
-        self.model.eval()
+        self._setup(model, loaded, tok, device, batch_size)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory") -> "HFBackend":
+        """Wraps a model already in memory (e.g. randomly initialised for a benchmark); loads nothing."""
+        backend = cls.__new__(cls)
+        backend._setup(model_id, model, tokenizer, str(model.device), batch_size)
+        return backend
+
+    def _setup(self, model_id: str, model, tok, device: str, batch_size: int) -> None:
+        import torch
+
+        self.torch = torch
+        self.model_id, self.model, self.tok = model_id, model.eval(), tok
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.device = device

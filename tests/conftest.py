@@ -1,0 +1,24 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# a small but complete run: every stage, every output, seconds per generation on 2 cores
+SMALL_RUN = ["seeds.limit=2", "fitness.K=4", "search.L=2", "search.N=1", "target.decoding.max_new_tokens=24",
+             "rewriter.decoding.max_new_tokens=64", "helper.decoding.max_new_tokens=40"]
+
+
+def evoprompt(*args, timeout=900, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evoprompt", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kw)
+
+
+@pytest.fixture(scope="session")
+def smol():
+    from evoprompt.llm.hf import HFBackend
+
+    return HFBackend("embedded", batch_size=16)

@@ -1,0 +1,107 @@
+"""End-to-end runs on the real embedded models (SmolLM2-135M, MiniLM), real DEAP loop, real files."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SMALL_RUN, evoprompt
+
+pytestmark = pytest.mark.slow
+OUTPUTS = ("benchmark.jsonl", "sft.jsonl", "dpo.jsonl", "rejected.jsonl", "report.md", "fitness.png")
+
+
+def read_jsonl(path):
+    return [json.loads(l) for l in open(path, encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """1 generation, 2 seeds, with a gate threshold strict enough that the real judge rejects some."""
+    d = tmp_path_factory.mktemp("run")
+    cache = d / "cache.sqlite"
+    r = evoprompt("run", "generations=1", *SMALL_RUN, "gate.threshold=0.955", f"cache.path={cache}",
+                  f"hydra.run.dir={d / 'out'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return d / "out", cache
+
+
+def test_every_output_written(small_run):
+    out, _ = small_run
+    for name in OUTPUTS:
+        assert (out / name).exists(), name
+    assert (out / "fitness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    for section in ("## Per generation", "## Strategy success", "## Resolved configuration", "acceptance", "gate pass"):
+        assert section.lower() in report.lower(), section
+    bench = read_jsonl(out / "benchmark.jsonl")
+    assert bench, "no survivor"
+    for b in bench:
+        assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(b["samples"]) == 4
+        assert {"text", "seed", "fitness", "refusal_prob"} <= b.keys()
+
+
+def test_gate_keeps_unsafe_out_of_every_export(small_run):
+    out, _ = small_run
+    rejected = read_jsonl(out / "rejected.jsonl")
+    assert rejected, "threshold chosen so that the real judge rejects some candidates"
+    assert all(r["gate"]["safe"] is False and r["gate"]["verdict"] for r in rejected)
+    bad = {r["text"] for r in rejected}
+    exported = [b["text"] for b in read_jsonl(out / "benchmark.jsonl")]
+    exported += [s["messages"][0]["content"] for s in read_jsonl(out / "sft.jsonl")]
+    exported += [d["prompt"][0]["content"] for d in read_jsonl(out / "dpo.jsonl")]
+    assert not bad & set(exported)
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert all(c["text"] not in bad for c in state["current"].values() if c["generation"] > 0)
+
+
+def test_sft_and_dpo_are_trl_conversational(small_run):
+    out, _ = small_run
+    bench = {b["text"] for b in read_jsonl(out / "benchmark.jsonl")}
+    for r in read_jsonl(out / "sft.jsonl"):
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
+        assert r["messages"][0]["content"] in bench and r["messages"][1]["content"].strip()
+    for r in read_jsonl(out / "dpo.jsonl"):
+        assert set(r) == {"prompt", "chosen", "rejected"}
+        assert r["prompt"][-1]["role"] == "user" and r["prompt"][-1]["content"] in bench
+        assert r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant"
+        assert r["chosen"][0]["content"] != r["rejected"][0]["content"]
+
+
+def test_identical_rerun_is_served_from_cache(small_run, tmp_path):
+    out, cache = small_run
+    r = evoprompt("run", "generations=1", *SMALL_RUN, "gate.threshold=0.955", f"cache.path={cache}",
+                  f"hydra.run.dir={tmp_path / 'again'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads((tmp_path / "again" / "run.json").read_text())["info"]
+    assert sum(info["model calls of this invocation"].values()) == 0
+    assert (tmp_path / "again" / "benchmark.jsonl").read_text() == (out / "benchmark.jsonl").read_text()
+
+
+def test_kill_during_generation_2_then_resume_equals_uninterrupted(tmp_path):
+    args = ["run", "generations=2", *SMALL_RUN, "seeds.limit=1", "seed=3"]
+    ref = evoprompt(*args, f"cache.path={tmp_path / 'c1.sqlite'}", f"hydra.run.dir={tmp_path / 'ref'}")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "evoprompt", *args, f"cache.path={tmp_path / 'c2.sqlite'}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = run_dir / "checkpoint.json"
+        if ckpt.exists() and json.loads(ckpt.read_text())["generation"] == 1:
+            time.sleep(8)  # well inside generation 2
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "run ended before it could be killed in generation 2"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((run_dir / "checkpoint.json").read_text())["generation"] == 1
+    assert not (run_dir / "benchmark.jsonl").exists()
+
+    resumed = evoprompt(*args, f"cache.path={tmp_path / 'c2.sqlite'}", f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed after generation 1" in (run_dir / "report.md").read_text()
+    assert (run_dir / "benchmark.jsonl").read_text() == (tmp_path / "ref" / "benchmark.jsonl").read_text()

