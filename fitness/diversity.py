@@ -5,12 +5,12 @@ import numpy as np
 
 
 class Embedder:
-    def __init__(self, model: str, device: str = "cpu"):
+    def __init__(self, model: str, device: str = "auto"):
         from sentence_transformers import SentenceTransformer
 
         from evoprompt.llm.embedded import resolve_model_path
 
-        self.model = SentenceTransformer(resolve_model_path(model), device=device)
+        self.model = SentenceTransformer(resolve_model_path(model), device=None if device == "auto" else device)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not texts:

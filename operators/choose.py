@@ -1,8 +1,8 @@
 """Which strategies a lineage's next mutants use: uniform, fixed weights, or adaptive.
 
 Adaptive treats each strategy's success (a mutant that passes the gate and beats its parent's fitness)
-as a Bernoulli arm with a Beta prior centred on the configured weight (prior strength PRIOR_TRIALS
-trials), and draws without replacement proportionally to the posterior means."""
+as a Bernoulli arm with a Beta prior whose mean is the configured weight scaled so the largest is 0.5
+(prior strength PRIOR_TRIALS trials), and draws without replacement proportionally to the posterior means."""
 from __future__ import annotations
 
 import random
@@ -34,7 +34,7 @@ class StrategyChooser:
             return 1.0
         if self.mode == "weighted":
             return self.prior[s]
-        mean = self.prior[s] / max(self.prior.values())
+        mean = 0.5 * self.prior[s] / max(self.prior.values())
         return (mean * PRIOR_TRIALS + self.successes[s]) / (PRIOR_TRIALS + self.trials[s])
 
     def choose(self, k: int, rng: random.Random) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-_LABEL = r"[\*_#\s>\-]*(?:new |modified |rewritten |merged |final )?{word}[\*_\s]*[:\-–]+[\*_\s]*"
+_LABEL = r"[\*_#\s>\-]*(?:new |modified |rewritten |merged |final )?{word}[\*_ \t]*[:\-–]+[\*_ \t]*"
 _INSTR = re.compile(_LABEL.format(word="instruction") + r"(.*?)(?=\n[\*_#\s>\-]*reason\b|\Z)", re.I | re.S)
 _REASON = re.compile(_LABEL.format(word="reason") + r"(.*)", re.I | re.S)
 _PREAMBLE = re.compile(r"^(sure|okay|ok|here is|here's|certainly|of course)\b.*[:!.]$", re.I)
