@@ -58,6 +58,14 @@ def three_classes(judge, instructions, responses, refusal_p) -> list[int]:
     return out
 
 
+def _defined(fn, tokens) -> float:
+    """A lexical metric, or NaN where the set is too small for it (e.g. MSTTR below one segment)."""
+    try:
+        return float(fn(tokens))
+    except ValueError:
+        return float("nan")
+
+
 def rate_row(values, n_boot: int, seed: int) -> tuple[float, float, float]:
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -98,9 +106,8 @@ def evaluate(cfg, run_dir: Path) -> None:
         console.print(f"[bold]{name}[/]: {len(texts)} prompts")
         tokens = [t for x in texts for t in metrics.tokenize(x)]
         add(name, "-", "n", len(texts))
-        add(name, "-", "MSTTR", metrics.msttr(tokens))
-        add(name, "-", "HD-D", metrics.hdd(tokens))
-        add(name, "-", "MTLD", metrics.mtld(tokens))
+        for label, fn in (("MSTTR", metrics.msttr), ("HD-D", metrics.hdd), ("MTLD", metrics.mtld)):
+            add(name, "-", label, _defined(fn, tokens))
         add(name, "-", "semantic diversity", metrics.semantic_diversity(embedder(texts)))
         if gate:
             safe = [v.safe for v in gate.judge([(x, "") for x in texts], c["seed"])]
@@ -137,6 +144,8 @@ def evaluate(cfg, run_dir: Path) -> None:
 
 def _fmt(r: dict) -> str:
     v = r["value"]
+    if isinstance(v, float) and np.isnan(v):
+        return "n/a"
     if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and r["lo"] is None):
         return str(int(v))
     s = f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
