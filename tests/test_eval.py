@@ -49,3 +49,28 @@ def test_eval_benchmark_and_xstest_side_by_side(tmp_path):
     assert n == {"run": 4, "xstest_prompts": 6}
     responses = [json.loads(l) for l in open(out / "responses_embedded.jsonl")]
     assert len(responses) == 10 and all(r["response"] for r in responses)
+
+
+def test_judge_calibrate_and_train_on_labelled_files(tmp_path):
+    judge_dir = SHARED_DATA / "judge" / "xstest"
+    f = judge_dir / "xstest_completions_llama2_v1.csv"
+    if not f.exists():
+        pytest.skip("shared judge data absent")
+    r = evoprompt("judge-calibrate", f"data=[{f}]", "judge=phrases", f"hydra.run.dir={tmp_path / 'cal'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"][str(f)]
+    assert res["confusion"][0][0] + res["confusion"][0][1] + res["confusion"][1][0] + res["confusion"][1][1] == 200
+    assert res["refusal"]["f1"] > 0.8
+    clf = tmp_path / "clf.npz"
+    r = evoprompt("judge-train", f"data=[{f}]", f"out={clf}", f"hydra.run.dir={tmp_path / 'train'}")
+    assert r.returncode == 0 and clf.exists() and clf.stat().st_size < 50_000, r.stderr[-2000:]
+    r = evoprompt("judge-calibrate", f"data=[{f}]", "judge=classifier", f"judge_model={clf}",
+                  f"hydra.run.dir={tmp_path / 'cal2'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    trained = json.loads((tmp_path / "cal2" / "calibration.json").read_text())["results"][str(f)]
+    assert trained["accuracy"] > 0.85  # evaluated on its own training data: it must at least fit it
+
+
+def test_judge_calibrate_missing_file(tmp_path):
+    r = evoprompt("judge-calibrate", "data=[/no/such.csv]", f"hydra.run.dir={tmp_path}")
+    assert r.returncode != 0 and "labelled file not found: /no/such.csv" in r.stderr and "Traceback" not in r.stderr
