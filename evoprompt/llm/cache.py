@@ -14,7 +14,12 @@ from typing import Sequence
 from .base import Backend, Chat, Decoding, Sample
 
 
+# bump when what a backend returns for the same call changes, so old entries are never served
+CACHE_VERSION = 1
+
+
 def call_key(**parts) -> str:
+    parts["version"] = CACHE_VERSION
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
