@@ -14,6 +14,7 @@ from fitness.refusal import JUDGES, make_judge
 from fitness.scorer import FitnessConfig, Scorer
 from operators.choose import StrategyChooser
 from operators.rewrite import sub_seed
+from operators.topic import SeedTopic
 from seeds import load_seeds
 
 from . import state as checkpoint
@@ -70,6 +71,8 @@ def validate(c: dict) -> None:
         raise UserError(f"fitness.K must be a whole number >= 1, got {c['fitness']['K']!r}")
     if not isinstance(c["generations"], int) or c["generations"] < 0:
         raise UserError(f"generations must be a whole number >= 0, got {c['generations']!r}")
+    if not isinstance(c["search"]["min_seed_similarity"], (int, float)) or not -1 <= c["search"]["min_seed_similarity"] <= 1:
+        raise UserError(f"search.min_seed_similarity must be a cosine similarity in [-1, 1], got {c['search']['min_seed_similarity']!r}")
     if c["fitness"]["judge"] not in JUDGES:
         raise unknown("refusal judge", c["fitness"]["judge"], JUDGES)
     for role in ROLES:
@@ -102,8 +105,9 @@ def run(cfg, run_dir: Path) -> dict:
     chooser = StrategyChooser(s["strategy"], s["strategy_weights"])
     resumed_from = st.generation
     with RunProgress(c["generations"], backends, cache) as progress:
+        topic = SeedTopic(embedder, s["min_seed_similarity"]) if s["min_seed_similarity"] > 0 else None
         st = Evolution(search_cfg, backends["rewriter"], decoding(c["rewriter"]), gate, scorer, chooser, run_dir,
-                       progress).run(st, seeds)
+                       progress, topic).run(st, seeds)
         progress.stage("export: helper answers and refusals")
         benchmark = benchmark_records(st)
         pairs = build_pairs(benchmark, backends["helper"], decoding(c["helper"]), backends["target"], scorer.chat,

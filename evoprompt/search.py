@@ -16,6 +16,7 @@ from operators.choose import StrategyChooser
 from operators.mutate import mutation_request
 from operators.recombine import draw_pairs, recombination_request
 from operators.rewrite import Rewrite, dedupe_key, rewrite_all, sub_seed
+from operators.topic import SeedTopic
 
 from . import state as checkpoint
 from .candidate import make_candidate, set_score
@@ -39,8 +40,9 @@ class SearchConfig:
 
 class Evolution:
     def __init__(self, cfg: SearchConfig, rewriter: Backend, rewrite_decoding: Decoding, gate: HarmlessnessGate,
-                 scorer: Scorer, chooser: StrategyChooser, run_dir: Path, progress):
+                 scorer: Scorer, chooser: StrategyChooser, run_dir: Path, progress, topic: SeedTopic | None = None):
         self.cfg, self.rewriter, self.rewrite_decoding = cfg, rewriter, rewrite_decoding
+        self.topic = topic
         self.gate, self.scorer, self.chooser = gate, scorer, chooser
         self.run_dir, self.progress = run_dir, progress
         self.toolbox = base.Toolbox()
@@ -72,8 +74,12 @@ class Evolution:
     def _rewrite(self, st: RunState, requests, t: int, stage: str) -> list:
         self.progress.stage(f"{stage}: {len(requests)} rewrites")
         seen = set(st.seen)
+        check = None
+        if self.topic:
+            def check(pairs):
+                return self.topic([(st.seeds[req.tag[0]]["text"], text) for req, text in pairs])
         done, failed = rewrite_all(self.rewriter, requests, self.rewrite_decoding, sub_seed(self.cfg.seed, t, stage),
-                                   self.cfg.max_attempts, self.cfg.max_chars, seen)
+                                   self.cfg.max_attempts, self.cfg.max_chars, seen, check)
         st.seen = sorted(seen)
         st.counters["rewrite_failures"] = st.counters.get("rewrite_failures", 0) + len(failed)
         return [self._candidate(st, r, t, k) for k, r in enumerate(done)]

@@ -5,6 +5,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from evoprompt.llm import Backend, Decoding
 
@@ -46,9 +47,12 @@ def sub_seed(seed: int, *parts) -> int:
 
 
 def rewrite_all(backend: Backend, requests: list[RewriteRequest], decoding: Decoding, seed: int,
-                max_attempts: int, max_chars: int, seen: set[str]) -> tuple[list[Rewrite], list[RewriteFailure]]:
+                max_attempts: int, max_chars: int, seen: set[str],
+                check: Callable[[list[tuple[RewriteRequest, str]]], list[str | None]] | None = None,
+                ) -> tuple[list[Rewrite], list[RewriteFailure]]:
     """Rewrites for all requests; a request whose output is empty, unparsable, over-long, a copy of a
-    parent or of anything in `seen` is asked again, at most max_attempts times in all."""
+    parent or of anything in `seen`, or refused by `check` (one batched call per round: a reason, or None
+    to keep it) is asked again, at most max_attempts times in all."""
     done: list[Rewrite] = []
     failures = {i: RewriteFailure(r) for i, r in enumerate(requests)}
     for attempt in range(max_attempts):
@@ -57,21 +61,31 @@ def rewrite_all(backend: Backend, requests: list[RewriteRequest], decoding: Deco
             break
         chats = [[{"role": "user", "content": _FORMAT.format(body=requests[i].body)}] for i in pending]
         outputs = backend.generate(chats, 1, decoding, sub_seed(seed, attempt))
+        parsed = []
         for i, samples in zip(pending, outputs):
-            req = requests[i]
             try:
-                text, reason = parse_rewrite(samples[0].text)
-                key = dedupe_key(text)
-                if len(text) > max_chars:
-                    raise ParseError(f"longer than {max_chars} characters")
-                if len(key) < 8:
-                    raise ParseError("too short")
-                if key in seen or key in {dedupe_key(p) for p in req.parents}:
-                    raise ParseError("duplicate")
+                parsed.append((i, *_parse(samples[0].text, requests[i], max_chars)))
             except ParseError as e:
                 failures[i].errors.append(str(e))
+        verdicts = check([(requests[i], text) for i, text, _, _ in parsed]) if check and parsed else [None] * len(parsed)
+        for (i, text, reason, key), why in zip(parsed, verdicts):
+            why = why or ("duplicate" if key in seen else None)
+            if why:
+                failures[i].errors.append(why)
                 continue
             seen.add(key)
-            done.append(Rewrite(req, text, reason, attempt + 1))
+            done.append(Rewrite(requests[i], text, reason, attempt + 1))
             del failures[i]
     return done, list(failures.values())
+
+
+def _parse(output: str, req: RewriteRequest, max_chars: int) -> tuple[str, str, str]:
+    text, reason = parse_rewrite(output)
+    key = dedupe_key(text)
+    if len(text) > max_chars:
+        raise ParseError(f"longer than {max_chars} characters")
+    if len(key) < 8:
+        raise ParseError("too short")
+    if key in {dedupe_key(p) for p in req.parents}:
+        raise ParseError("duplicate")
+    return text, reason, key
