@@ -12,7 +12,9 @@ class SeedTopic:
 
     def __call__(self, pairs: list[tuple[str, str]]) -> list[str | None]:
         """(seed, rewrite) pairs -> None to keep the rewrite, or why it is refused."""
-        seeds, texts = self.embed([s for s, _ in pairs]), self.embed([t for _, t in pairs])
-        sims = (seeds * texts).sum(axis=1)
+        unique = sorted({s for s, _ in pairs})  # a lineage's L rewrites share one seed
+        seed_vec = dict(zip(unique, self.embed(unique)))
+        texts = self.embed([t for _, t in pairs])
+        sims = [float(seed_vec[s] @ v) for (s, _), v in zip(pairs, texts)]
         return [None if s >= self.min_similarity else f"off topic (similarity to seed {s:.2f} < {self.min_similarity})"
                 for s in sims]
