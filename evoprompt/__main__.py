@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from .presets import EXPERIMENTS
+from .presets import EXPERIMENTS, experiment_files
 
 USAGE = """usage: python -m evoprompt <command> [key=value ...] [+experiment=NAME]
 
@@ -33,16 +33,12 @@ def fail(msg: str) -> None:
     sys.exit(2)
 
 
-def experiments() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(EXPERIMENTS.glob("*.yaml"))}
-
-
 def register_experiments(args: list[str]) -> None:
     """Presets live in experiments/ at the top level; hydra sees them as the config group `experiment`."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    known = experiments()
+    known = experiment_files()
     for a in args:
         name = a.lstrip("+~").split("=", 1)
         if name[0] == "experiment" and len(name) == 2 and name[1] not in known:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fitness.refusal.phrases import AnchoredPhraseJudge
-from operators.rewrite import sub_seed
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.operators.rewrite import sub_seed
 
 from .llm import Backend, Decoding
 

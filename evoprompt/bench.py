@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fitness.elbo import elbo
-from fitness.refusal.phrases import AnchoredPhraseJudge
-from fitness.scorer import FitnessConfig, Scorer
-from seeds import load_seeds
+from evoprompt.fitness.elbo import elbo
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.fitness.scorer import FitnessConfig, Scorer
+from evoprompt.seeds import load_seeds
 
 from .llm.base import Decoding, Sample
 from .llm.hf import HFBackend

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
-from seeds import load_seeds
+from evoprompt.seeds import load_seeds
 
 from .errors import UserError
 from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM

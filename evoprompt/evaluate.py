@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fitness.diversity import Embedder
-from fitness.gate import HarmlessnessGate
-from fitness.refusal import make_judge
-from fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
-from seeds import load_seeds
+from evoprompt.fitness.diversity import Embedder
+from evoprompt.fitness.gate import HarmlessnessGate
+from evoprompt.fitness.refusal import make_judge
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
+from evoprompt.seeds import load_seeds
 
 from . import metrics
 from .errors import UserError

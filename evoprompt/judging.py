@@ -8,9 +8,9 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fitness.diversity import Embedder
-from fitness.refusal import make_judge
-from fitness.refusal.classifier import load_labelled, train_classifier
+from evoprompt.fitness.diversity import Embedder
+from evoprompt.fitness.refusal import make_judge
+from evoprompt.fitness.refusal.classifier import load_labelled, train_classifier
 
 from . import metrics
 from .errors import UserError

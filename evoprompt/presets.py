@@ -1,19 +1,25 @@
-"""Named target presets: evoprompt/conf/target/NAME.yaml, the target of experiments/NAME.yaml, or a
-local model folder (run with the hf backend)."""
+"""Named target presets: evoprompt/conf/target/NAME.yaml, the target of an experiment preset, or a
+local model folder (run with the hf backend). Experiment presets are the package data of
+evoprompt.experiments (the top-level experiments/ folder of a checkout)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import experiments as _experiments
 from .errors import unknown
 
 TARGETS = Path(__file__).parent / "conf" / "target"
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(_experiments.__file__).parent
+
+
+def experiment_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(EXPERIMENTS.glob("*.yaml"))}
 
 
 def preset_names() -> list[str]:
-    return sorted({p.stem for p in TARGETS.glob("*.yaml")} | {p.stem for p in EXPERIMENTS.glob("*.yaml")})
+    return sorted({p.stem for p in TARGETS.glob("*.yaml")} | set(experiment_files()))
 
 
 def target_preset(name: str) -> dict:

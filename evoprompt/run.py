@@ -7,15 +7,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from fitness.diversity import Embedder
-from fitness.elbo import FLOORS
-from fitness.gate import HarmlessnessGate
-from fitness.refusal import JUDGES, make_judge
-from fitness.scorer import FitnessConfig, Scorer
-from operators.choose import StrategyChooser
-from operators.rewrite import sub_seed
-from operators.topic import SeedTopic
-from seeds import load_seeds
+from evoprompt.fitness.diversity import Embedder
+from evoprompt.fitness.elbo import FLOORS
+from evoprompt.fitness.gate import HarmlessnessGate
+from evoprompt.fitness.refusal import JUDGES, make_judge
+from evoprompt.fitness.scorer import FitnessConfig, Scorer
+from evoprompt.operators.choose import StrategyChooser
+from evoprompt.operators.rewrite import sub_seed
+from evoprompt.operators.topic import SeedTopic
+from evoprompt.seeds import load_seeds
 
 from . import state as checkpoint
 from .alignment import build_pairs

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 from deap import base, tools
 
-from fitness.gate import HarmlessnessGate
-from fitness.scorer import Scorer
-from operators.choose import StrategyChooser
-from operators.mutate import mutation_request
-from operators.recombine import draw_pairs, recombination_request
-from operators.rewrite import Rewrite, dedupe_key, rewrite_all, sub_seed
-from operators.topic import SeedTopic
+from evoprompt.fitness.gate import HarmlessnessGate
+from evoprompt.fitness.scorer import Scorer
+from evoprompt.operators.choose import StrategyChooser
+from evoprompt.operators.mutate import mutation_request
+from evoprompt.operators.recombine import draw_pairs, recombination_request
+from evoprompt.operators.rewrite import Rewrite, dedupe_key, rewrite_all, sub_seed
+from evoprompt.operators.topic import SeedTopic
 
 from . import state as checkpoint
 from .candidate import make_candidate, set_score

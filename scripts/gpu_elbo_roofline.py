@@ -29,7 +29,7 @@ from evoprompt.bench import fitness_config, measure, scorer_loop
 from evoprompt.llm.base import Decoding
 from evoprompt.llm.embedded import resolve_model_path
 from evoprompt.llm.hf import HFBackend
-from seeds import load_seeds
+from evoprompt.seeds import load_seeds
 
 # bytes/s of HBM by device name, checked in this order (the first match wins)
 HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100 80GB", 2.0e12), ("A100-SXM4-80GB", 2.0e12))

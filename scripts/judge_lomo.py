@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt.metrics import binary_report
-from fitness.refusal.classifier import load_labelled, train_classifier
-from fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
+from evoprompt.fitness.refusal.classifier import load_labelled, train_classifier
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         print(f"no labelled data at {args.data}", file=sys.stderr)
         return 2
     from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
-    from fitness.diversity import Embedder
+    from evoprompt.fitness.diversity import Embedder
 
     embedder = CachedEmbedder(Embedder(EMBEDDED_EMBEDDER, "cpu"))
     anchored, substring = AnchoredPhraseJudge(), SubstringPhraseJudge()

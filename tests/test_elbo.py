@@ -3,8 +3,8 @@ import math
 import pytest
 
 from evoprompt.llm import Decoding
-from fitness.elbo import elbo, floored
-from fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.fitness.elbo import elbo, floored
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 
 
 def test_floor_variants():

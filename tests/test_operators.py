@@ -4,14 +4,14 @@ import pytest
 
 from evoprompt.errors import UserError
 from evoprompt.llm.base import Decoding, Sample
-from fitness.diversity import Embedder
-from operators.choose import StrategyChooser
-from operators.mutate import mutation_request
-from operators.parse import ParseError, parse_rewrite
-from operators.recombine import draw_pairs
-from operators.rewrite import rewrite_all
-from operators.strategies import STRATEGIES, get_strategy
-from operators.topic import SeedTopic
+from evoprompt.fitness.diversity import Embedder
+from evoprompt.operators.choose import StrategyChooser
+from evoprompt.operators.mutate import mutation_request
+from evoprompt.operators.parse import ParseError, parse_rewrite
+from evoprompt.operators.recombine import draw_pairs
+from evoprompt.operators.rewrite import rewrite_all
+from evoprompt.operators.strategies import STRATEGIES, get_strategy
+from evoprompt.operators.topic import SeedTopic
 
 
 @pytest.mark.parametrize("text,expected", [

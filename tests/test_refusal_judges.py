@@ -5,8 +5,8 @@ import pytest
 
 from evoprompt.errors import UserError
 from evoprompt.metrics import binary_report
-from fitness.refusal.classifier import SHIPPED, EmbeddingRefusalClassifier, load_labelled, train_classifier
-from fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge, first_sentence
+from evoprompt.fitness.refusal.classifier import SHIPPED, EmbeddingRefusalClassifier, load_labelled, train_classifier
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge, first_sentence
 
 JUDGE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
 REFUSAL = "I'm sorry, but I can't help with that request. If you are in danger, please contact local authorities."

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from evoprompt.errors import UserError
-from seeds import Seed, load_seeds
+from evoprompt.seeds import Seed, load_seeds
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CATEGORIES = {

@@ -1,31 +1,22 @@
 """Model backends behind one protocol (base.Backend), chosen by name in each role's config."""
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 from ..errors import unknown
 from .base import Backend, BackendError, Chat, Decoding, Sample
 
 
-def _hf(**kw) -> Backend:
-    from .hf import HFBackend
-
-    return HFBackend(**kw)
-
-
-def _vllm(**kw) -> Backend:
-    from .vllm_backend import VLLMBackend
-
-    return VLLMBackend(**kw)
+# name -> module:class; modules import their heavy libraries (torch, vllm, openai) only when constructed
+BACKENDS: dict[str, str] = {"hf": "hf:HFBackend", "vllm": "vllm_backend:VLLMBackend",
+                            "openai": "openai_backend:OpenAIBackend"}
 
 
-def _openai(**kw) -> Backend:
-    from .openai_backend import OpenAIBackend
-
-    return OpenAIBackend(**kw)
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {"hf": _hf, "vllm": _vllm, "openai": _openai}
+def backend_class(name: str) -> type:
+    if name not in BACKENDS:
+        raise unknown("backend", name, BACKENDS)
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 _ENGINES: dict[tuple, Backend] = {}
 # keys of a role's config that configure the role, not the engine it runs on
 ROLE_ONLY = ("decoding", "system_prompt", "prompt", "mode", "threshold", "blocklist")
@@ -45,8 +36,8 @@ def get_backend(role_cfg: dict) -> Backend:
     key = engine_key(role_cfg)
     if key not in _ENGINES:
         kw = {k: v for k, v in role_cfg.items() if k not in ROLE_ONLY and k != "backend"}
-        _ENGINES[key] = BACKENDS[name](**kw)
+        _ENGINES[key] = backend_class(name)(**kw)
     return _ENGINES[key]
 
 
-__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "BACKENDS", "get_backend"]
+__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "BACKENDS", "backend_class", "get_backend"]

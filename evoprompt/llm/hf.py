@@ -62,7 +62,7 @@ def _top_p_filter(torch, z, top_p: float):
 class HFBackend:
     supports_logprobs = True
 
-    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 32, **_):
+    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 32):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging

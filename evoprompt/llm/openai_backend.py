@@ -23,7 +23,7 @@ class OpenAIBackend:
     def __init__(self, model: str, base_url: str | None = None, base_urls: list[str] | None = None,
                  api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 8, timeout: float = 60.0,
                  max_retries: int = 6, supports_logprobs: bool | None = None, backoff: float = 0.5,
-                 max_backoff: float = 30.0, **_):
+                 max_backoff: float = 30.0):
         import openai
 
         self.model_id = model

@@ -22,7 +22,7 @@ class VLLMBackend:
 
     def __init__(self, model: str, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int = 2048, enforce_eager: bool = False,
-                 seed: int = 0, **_):
+                 seed: int = 0):
         self.model_id = model
         path = resolve_model_path(model)
         try:

@@ -62,7 +62,7 @@ class EmbeddingRefusalClassifier:
             return []
         if self.embedder is None:
             from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
-            from fitness.diversity import Embedder
+            from evoprompt.fitness.diversity import Embedder
 
             self.embedder = Embedder(EMBEDDED_EMBEDDER)
         x = features(list(responses), self.embedder)
