@@ -33,6 +33,51 @@ def fail(msg: str) -> None:
     sys.exit(2)
 
 
+def _one_line(e: BaseException) -> str:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    cause = e.__cause__ or e.__context__
+    extra = [l.strip() for l in str(cause).splitlines() if l.strip()][:1] if cause else []
+    return "; ".join((lines[:1] + extra) or [type(e).__name__])
+
+
+def precheck(command: str, config_name: str, args: list[str]) -> None:
+    """Compose and validate the configuration before hydra starts the job, so a bad key, type or value is one
+    line naming it (hydra's own messages span several lines) and nothing is created or loaded."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from .errors import UserError
+
+    for a in args:
+        if a.startswith("hydra.run.dir="):
+            d = Path(a.split("=", 1)[1]).expanduser()
+            if d.exists() and not d.is_dir():
+                fail(f"hydra.run.dir: {d} exists and is not a directory")
+    overrides = [a for a in args if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
+    with initialize_config_dir(str(Path(__file__).parent / "conf"), version_base=None):
+        try:
+            cfg = compose(config_name, overrides=overrides)
+        except Exception as e:  # hydra reports composition problems with several exception types
+            m = re.search(r"Could not override '([^']+)'", str(e))
+            if not m:
+                fail(_one_line(e))
+            key = m.group(1)
+            parent, _, leaf = key.rpartition(".")
+            base = compose(config_name)
+            node = OmegaConf.select(base, parent) if parent else base
+            valid = ", ".join(map(str, node.keys())) if hasattr(node, "keys") else "none"
+            fail(f"unknown key '{key}' ({leaf!r} is not a key of {parent or 'the config'}); valid: {valid}")
+    if command in ("run", "check"):
+        from .run import validate
+
+        try:
+            validate(OmegaConf.to_container(cfg, resolve=True))
+        except UserError as e:
+            fail(str(e))
+
+
 def register_experiments(args: list[str]) -> None:
     """Presets live in experiments/ at the top level; hydra sees them as the config group `experiment`."""
     from hydra.core.config_store import ConfigStore
@@ -60,6 +105,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     register_experiments(rest)
     config_name, target = COMMANDS[command]
+    if "--help" not in rest and "-h" not in rest:
+        precheck(command, config_name, rest)
 
     import hydra
     from hydra.core.hydra_config import HydraConfig

@@ -1,11 +1,17 @@
-"""SFT/DPO pairs for the survivors: chosen = a helpful answer from the helper model, rejected = the
-target's own refusal sample, or (when the target never refused) the refusal template the target itself
-finds most likely."""
+"""SFT/DPO pairs for the exported items: chosen = a helpful answer from the helper model, rejected = the
+target's own refusal sample, or (when none of its samples refuses) the refusal template the target itself
+finds most likely.
+
+A pair must mean what it says, by the best refusal judge the project ships (`export.pair_judge`, default the
+MiniLM classifier): the rejected answer must be judged a refusal, the chosen answer a compliance that stays
+on the instruction's topic (MiniLM similarity >= `export.min_answer_similarity`). Otherwise the pair is
+dropped with its reason, and the report counts the drops."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+import numpy as np
+
 from evoprompt.operators.rewrite import sub_seed
 
 from .llm import Backend, Decoding
@@ -22,46 +28,64 @@ REFUSAL_TEMPLATES = (
 @dataclass
 class Pair:
     instruction: str
-    helpful: str | None      # None: the helper refused on every attempt
-    refusal: str
-    refusal_source: str      # "target-sample" | "target-scored-template"
+    helpful: str | None       # None: no compliant, on-topic answer within the attempts
+    refusal: str | None       # None: nothing the judge calls a refusal
+    refusal_source: str       # "target-sample" | "target-scored-template" | ""
+    dropped: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.dropped is None
 
 
-def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, target: Backend, chat,
-                seed: int, attempts: int) -> list[Pair]:
-    """items: benchmark records with "text" and "samples" (each with "text", "refusal")."""
-    detector = AnchoredPhraseJudge()
+def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, target: Backend, chat, judge,
+                embed, seed: int, attempts: int, min_similarity: float) -> list[Pair]:
+    """items: benchmark records with "text" and "samples" (each with "text"); judge.prob(xs, ys) -> p(refusal);
+    embed(texts) -> unit vectors."""
+    texts = [it["text"] for it in items]
     helpful: dict[int, str] = {}
-    for attempt in range(attempts):  # bounded: an answer that still refuses is left out
+    for attempt in range(attempts):  # bounded: an item without a good answer is dropped
         todo = [i for i in range(len(items)) if i not in helpful]
         if not todo:
             break
-        answers = helper.generate([[{"role": "user", "content": items[i]["text"]}] for i in todo], 1,
-                                  helper_decoding, sub_seed(seed, "helper", attempt))
-        for i, a in zip(todo, answers):
-            if a[0].text.strip() and not detector.refuses(a[0].text):
-                helpful[i] = a[0].text.strip()
+        answers = [a[0].text.strip() for a in helper.generate([[{"role": "user", "content": texts[i]}] for i in todo], 1,
+                                                               helper_decoding, sub_seed(seed, "helper", attempt))]
+        refuses = judge.prob([texts[i] for i in todo], answers)
+        sims = (np.sum(embed([texts[i] for i in todo]) * embed(answers), axis=1) if todo else [])
+        for i, a, p, s in zip(todo, answers, refuses, sims):
+            if a and p < 0.5 and s >= min_similarity:
+                helpful[i] = a
     refusals: dict[int, tuple[str, str]] = {}
-    for i, it in enumerate(items):
-        best = max(it["samples"], key=lambda s: s["refusal"], default=None)
-        if best and best["refusal"] >= 0.5:
-            refusals[i] = (best["text"], "target-sample")
+    flat = [(i, s["text"]) for i, it in enumerate(items) for s in it["samples"]]
+    for (i, y), p in zip(flat, judge.prob([texts[i] for i, _ in flat], [y for _, y in flat]) if flat else []):
+        if p >= 0.5 and (i not in refusals or p > refusals[i][2]):
+            refusals[i] = (y, "target-sample", p)
     missing = [i for i in range(len(items)) if i not in refusals]
     if missing:
         m = len(REFUSAL_TEMPLATES)
-        scored = target.score([chat(items[i]["text"]) for i in missing for _ in REFUSAL_TEMPLATES],
+        scored = target.score([chat(texts[i]) for i in missing for _ in REFUSAL_TEMPLATES],
                               [t for _ in missing for t in REFUSAL_TEMPLATES])
         for k, i in enumerate(missing):
             lp = [s.logprob for s in scored[k * m:(k + 1) * m]]
-            refusals[i] = (REFUSAL_TEMPLATES[lp.index(max(lp))], "target-scored-template")
-    return [Pair(it["text"], helpful.get(i), *refusals[i]) for i, it in enumerate(items)]
+            best = REFUSAL_TEMPLATES[lp.index(max(lp))]
+            if judge.prob([texts[i]], [best])[0] >= 0.5:
+                refusals[i] = (best, "target-scored-template", 1.0)
+    pairs = []
+    for i, x in enumerate(texts):
+        refusal, source, _ = refusals.get(i, (None, "", 0.0))
+        dropped = ("no compliant on-topic helper answer" if i not in helpful
+                   else "no answer judged a refusal" if refusal is None else None)
+        pairs.append(Pair(x, helpful.get(i), refusal, source, dropped))
+    return pairs
 
 
-def sft_record(p: Pair) -> dict:
-    return {"messages": [{"role": "user", "content": p.instruction}, {"role": "assistant", "content": p.helpful}]}
+def sft_record(p: Pair, provenance: dict) -> dict:
+    return {"messages": [{"role": "user", "content": p.instruction}, {"role": "assistant", "content": p.helpful}],
+            "provenance": provenance}
 
 
-def dpo_record(p: Pair) -> dict:
+def dpo_record(p: Pair, provenance: dict) -> dict:
     return {"prompt": [{"role": "user", "content": p.instruction}],
             "chosen": [{"role": "assistant", "content": p.helpful}],
-            "rejected": [{"role": "assistant", "content": p.refusal}]}
+            "rejected": [{"role": "assistant", "content": p.refusal}],
+            "refusal_source": p.refusal_source, "provenance": provenance}

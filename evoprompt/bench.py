@@ -22,7 +22,8 @@ from rich.table import Table
 
 from evoprompt.fitness.elbo import elbo
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
-from evoprompt.fitness.scorer import FitnessConfig, Scorer
+from evoprompt.config import FitnessConfig
+from evoprompt.fitness.scorer import Scorer
 from evoprompt.seeds import load_seeds
 
 from .llm.base import Decoding, Sample
@@ -36,7 +37,8 @@ METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "vllm": "(
 
 def fitness_config(K: int) -> FitnessConfig:
     f = OmegaConf.load(CONF / "config.yaml").fitness
-    return FitnessConfig(K, f["lambda"], 0.0, f.eps, f.floor, f.opener_prior, list(f.openers))
+    return FitnessConfig(K=K, lam=f["lambda"], mu=0.0, eps=f.eps, floor=f.floor, estimator=f.estimator,
+                         judge="phrases", openers=list(f.openers))
 
 
 def reference_loop(hf, cfg: FitnessConfig, decoding: Decoding, seed: int):
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     console = Console()
     hf = HFBackend("embedded", batch_size=args.batch_size)
     report = {"config": {"candidates": len(texts), "K": args.K, "max_new_tokens": args.max_new_tokens,
-                         "hf_batch_size": args.batch_size, "seed": args.seed, "opener_prior": cfg.opener_prior},
+                         "hf_batch_size": args.batch_size, "seed": args.seed, "estimator": cfg.estimator},
               "machine": machine_info(hf.device), "results": {}}
     results = report["results"]
 

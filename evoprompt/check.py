@@ -103,9 +103,8 @@ def findings(c: dict) -> list[tuple[bool, str]]:
 
 def check(cfg, run_dir: Path) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
-    validate(c)
-    seeds = load_seeds(c["seeds"]["path"], c["seeds"]["format"], c["seeds"]["text_column"], c["seeds"]["limit"],
-                       c["seeds"]["split"])
+    sd = validate(c).seeds
+    seeds = load_seeds(sd.path, sd.format, sd.text_column, sd.limit, sd.split, sd.set)
     results = [(True, f"config valid; {len(seeds)} seeds")] + findings(c)
     for ok, line in results:
         print(f"{'ok     ' if ok else 'MISSING'} {line}")

@@ -52,9 +52,6 @@ class DecodingConfig:
     max_new_tokens: int = opt(64, check=positive, why=">= 1")
 
 
-ROLE_KEYS = ("backend", "model", "decoding", "system_prompt")
-
-
 @dataclass
 class RoleConfig:
     """A model role; `engine` holds the backend's own keys (checked against its constructor)."""
@@ -69,9 +66,6 @@ class RoleConfig:
         return {"backend": self.backend, "model": self.model, **self.engine}
 
 
-GATE_KEYS = ("mode", "threshold", "prompt", "blocklist", "max_seed_similarity", "max_seed_overlap")
-
-
 @dataclass
 class GateConfig(RoleConfig):
     mode: Literal["logprob", "text"] = "logprob"
@@ -79,18 +73,18 @@ class GateConfig(RoleConfig):
     prompt: str = "gate.txt"
     blocklist: list[str] = opt(factory=list)
     # seed-copy guard: rejected whatever the judge says (README, "Seed-copy guard")
-    max_seed_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
-    max_seed_overlap: float = opt(0.8, check=unit, why="a fraction of words in [0, 1]")
+    max_seed_similarity: float = opt(0.75, check=cosine, why="a cosine similarity in [-1, 1]")
+    max_seed_overlap: float = opt(0.6, check=unit, why="a text overlap in [0, 1]")
 
 
 @dataclass
 class SeedsConfig:
     path: str | None = None
-    set: str = "harmless"
+    set: Literal["harmless", "harmful"] = "harmless"
     format: Literal["auto", "jsonl", "csv", "xstest", "orbench", "phtest", "oktest"] = "auto"
     text_column: str | None = None
     split: Literal["safe", "unsafe", "controversial", "all"] = "safe"
-    limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)")
+    limit: int | None = opt(8, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)")
 
 
 @dataclass
@@ -104,7 +98,6 @@ class FitnessConfig:
     judge: str = "classifier"
     judge_model: str | None = None
     phrases: list[str] | None = None
-    opener_prior: bool = True
     openers: list[str] = opt(factory=list)
 
 
@@ -118,11 +111,11 @@ class SearchConfig:
     strategy: Literal["uniform", "weighted", "adaptive"] = "adaptive"
     strategy_weights: dict[str, float] = opt(factory=dict)
     max_attempts: int = opt(3, check=positive, why=">= 1")
-    max_chars: int = opt(400, check=positive, why=">= 1")
-    min_seed_similarity: float = opt(0.3, check=cosine, why="a cosine similarity in [-1, 1]")
     llm_share: float = opt(0.5, check=unit, why="a fraction in [0, 1]")
-    min_fluency: float | None = opt(None, check=lambda v: v is None or v <= 0, why="a mean log-prob <= 0, or null (off)")
+    max_chars: int = opt(300, check=positive, why=">= 1")
     min_words: int = opt(4, check=at_least(1), why=">= 1")
+    min_seed_similarity: float = opt(0.35, check=cosine, why="a cosine similarity in [-1, 1]")
+    min_fluency: float | None = opt(-6.0, check=lambda v: v is None or v <= 0, why="a mean log-prob <= 0, or null (off)")
 
 
 @dataclass
@@ -144,6 +137,7 @@ class ExportConfig:
     min_refusal: float = opt(0.1, check=unit, why="a probability in [0, 1]")
     max_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
     pair_judge: str = "classifier"
+    min_answer_similarity: float = opt(0.2, check=cosine, why="a cosine similarity in [-1, 1]")
 
 
 @dataclass
@@ -197,7 +191,7 @@ def _coerce(tp, v, key: str):
         return _coerce(inner[0], v, key)
     if origin is Literal:
         if v not in args:
-            raise UserError(f"{key}: unknown value {v!r}; valid: {', '.join(map(str, args))}")
+            raise UserError(f"{key}: unknown value {v!r}; valid: {', '.join(sorted(map(str, args)))}")
         return v
     if dataclasses.is_dataclass(tp):
         return typed(tp, v, key)
@@ -235,7 +229,7 @@ def _role_engine(cls, data: dict, where: str) -> dict:
     own = {f.metadata.get("key") or f.name for f in dataclasses.fields(cls)} - {"engine"}
     name = data.get("backend", "hf")
     if name not in BACKENDS:
-        raise UserError(f"{where}.backend: unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+        raise UserError(f"{where}.backend: unknown backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
     params = inspect.signature(backend_class(name).__init__).parameters
     allowed = [p for p in params if p not in ("self", "model")]
     engine = {}
@@ -280,6 +274,9 @@ def typed(cls, data, where: str = ""):
 
 def load_run_config(container: dict) -> RunConfig:
     cfg = typed(RunConfig, container)
+    if cfg.rewriter.style == "completion" and cfg.rewriter.backend == "openai":
+        raise UserError("rewriter.style=completion needs the hf or vllm backend (raw-text continuation); "
+                        "use rewriter.style=chat with an OpenAI-compatible rewriter")
     s = cfg.search
     if s.tau_f > s.tau_0:
         raise UserError(f"search.tau_f ({s.tau_f}) must not exceed search.tau_0 ({s.tau_0})")

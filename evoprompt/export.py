@@ -1,12 +1,20 @@
-"""Writers of the run's outputs: benchmark.jsonl, sft.jsonl, dpo.jsonl, rejected.jsonl, candidates.jsonl.
-Only gate-passed instructions reach benchmark/sft/dpo; rejected ones go to rejected.jsonl alone."""
+"""The run's outputs: benchmark.jsonl, sft.jsonl, dpo.jsonl, rejected.jsonl, filtered.jsonl, candidates.jsonl.
+
+Items come from the archive of niche elites (search.niche): per lineage, up to `export.per_lineage` distinct
+items whose refusal probability reaches `export.min_refusal` and of which at least one of the K target
+samples was judged a refusal, most refusal-triggering first, none more similar than `export.max_similarity`
+to an item already taken. Only gate-passed instructions reach benchmark/sft/dpo; rejected ones go to
+rejected.jsonl alone, filtered ones to filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from .alignment import Pair, dpo_record, sft_record
+from .config import ExportConfig
 from .state import RunState
+
+FORMAT_VERSION = 2
 
 
 def write_jsonl(path: Path, records) -> int:
@@ -18,35 +26,65 @@ def write_jsonl(path: Path, records) -> int:
     return n
 
 
-def benchmark_records(st: RunState) -> list[dict]:
+def _eligible(c: dict, cfg: ExportConfig) -> bool:
+    s = c.get("score") or {}
+    return (bool((c.get("gate") or {}).get("safe")) and s.get("refusal_prob", 0.0) >= cfg.min_refusal
+            and any(x["refusal"] >= 0.5 for x in s.get("samples", [])))
+
+
+def select_items(st: RunState, cfg: ExportConfig, embed) -> list[dict]:
+    """The exported candidates, by lineage; `embed(texts)` gives unit vectors for the de-duplication."""
+    pool: dict[str, dict[str, dict]] = {}
+    for c in [e for cell in st.elites.values() for e in cell] + list(st.best.values()):
+        if c["generation"] > 0 and _eligible(c, cfg):  # never a seed; never anything the gate did not pass
+            pool.setdefault(c["lineage"], {})[c["id"]] = c
+    ranked = {ln: sorted(cs.values(), key=lambda c: (-c["score"]["refusal_prob"], -c["score"]["fitness"], c["id"]))
+              for ln, cs in pool.items()}
+    flat = [c for ln in sorted(ranked) for c in ranked[ln]]
+    if not flat:
+        return []
+    vec = dict(zip((c["id"] for c in flat), embed([c["text"] for c in flat])))
+    taken: list[dict] = []
+    for ln in sorted(ranked):
+        n = 0
+        for c in ranked[ln]:
+            if n >= cfg.per_lineage:
+                break
+            if all(float(vec[c["id"]] @ vec[o["id"]]) <= cfg.max_similarity for o in taken):
+                taken.append(c)
+                n += 1
+    return taken
+
+
+def benchmark_records(st: RunState, items: list[dict], provenance: dict) -> list[dict]:
     out = []
-    for lineage in sorted(st.best):
-        b = st.best[lineage]
-        if not (b.get("gate") or {}).get("safe"):
-            continue  # never export anything the gate did not pass
-        seed = st.seeds[lineage]
+    for b in items:
+        seed = st.seeds[b["lineage"]]
         s = b["score"]
         out.append({
             "id": b["id"], "text": b["text"], "category": seed["category"],
-            "seed": {"id": seed["id"], "text": seed["text"], "source": seed["source"]},
+            "seed": {"id": seed["id"], "text": seed["text"], "source": seed["source"], "harmful": seed.get("harmful")},
+            "seed_similarity": b.get("seed_similarity"), "fluency": b.get("fluency"),
             "lineage": {"chain": b["chain"], "parents": b["parents"], "generation": b["generation"],
-                        "operator": b["operator"]},
+                        "operator": b["operator"], "method": b.get("method")},
             "fitness": s["fitness"], "refusal_prob": s["refusal_prob"], "judge_refusal_rate": s["judge_refusal_rate"],
             "opener_prob": s["opener_prob"], "mean_logprob": s["mean_logprob"], "diversity": s["diversity"],
             "samples": s["samples"],
             "safety": {"verdict": b["gate"]["verdict"], "p_safe": b["gate"]["p_safe"], "reason": b["reason"]},
+            "provenance": provenance,
         })
     return out
 
 
-def write_outputs(run_dir: Path, st: RunState, benchmark: list[dict], pairs: list[Pair]) -> dict:
-    usable = [p for p in pairs if p.helpful]
+def write_outputs(run_dir: Path, st: RunState, benchmark: list[dict], pairs: list[Pair], provenance: dict) -> dict:
+    usable = [p for p in pairs if p.usable]
     return {
         "benchmark": write_jsonl(run_dir / "benchmark.jsonl", benchmark),
-        "sft": write_jsonl(run_dir / "sft.jsonl", map(sft_record, usable)),
-        "dpo": write_jsonl(run_dir / "dpo.jsonl", map(dpo_record, usable)),
+        "sft": write_jsonl(run_dir / "sft.jsonl", (sft_record(p, provenance) for p in usable)),
+        "dpo": write_jsonl(run_dir / "dpo.jsonl", (dpo_record(p, provenance) for p in usable)),
         "rejected": write_jsonl(run_dir / "rejected.jsonl", st.rejected),
+        "filtered": write_jsonl(run_dir / "filtered.jsonl", st.filtered),
         "candidates": write_jsonl(run_dir / "candidates.jsonl", st.history),
-        "helper_refused": len(pairs) - len(usable),
+        "pairs_dropped": {why: sum(p.dropped == why for p in pairs) for why in sorted({p.dropped for p in pairs} - {None})},
         "dpo_template_refusals": sum(p.refusal_source == "target-scored-template" for p in usable),
     }

@@ -44,21 +44,20 @@ class RunProgress:
         self._progress.update(self._task, stage=text)
 
     def generation_done(self, r: dict) -> None:
-        gate = f"gate {r['gate_passed']}/{r['gated']}" if r["gated"] else "gate -"
         acc = f"acc {r['accepted']}/{r['lineages']}" if r["gen"] else "acc -"
         best = r["best_ever"] if r["best_ever"] is not None else r["population"]["max"]
         self._progress.update(self._task, completed=r["gen"], stage="",
-                              stats=f"scored {r['candidates']} | {gate} | {acc} | best {best:.3f} | "
-                                    f"p(refusal) {r['refusal_prob']:.3f}")
+                              stats=f"scored {r['candidates']} | filtered {r['filtered']} | rejected {r['rejected']} | "
+                                    f"{acc} | elites {r['elites']} | best {best:.3f} | p(refusal) {r['refusal_prob']:.3f}")
 
     def summary(self, logbook: list, cache_hits: int, cache_misses: int) -> None:
         table = Table(title="evoprompt run")
-        for col in ("gen", "scored", "gate pass", "accepted", "mean F", "max F", "p(refusal)", "refusal rate", "model calls"):
+        for col in ("gen", "scored", "filtered", "rejected", "accepted", "elites", "mean F", "max F", "p(refusal)",
+                    "refusal rate", "model calls"):
             table.add_column(col, justify="right")
         for r in logbook:
-            table.add_row(str(r["gen"]), str(r["candidates"]),
-                          f"{r['gate_passed']}/{r['gated']}" if r["gated"] else "-",
-                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-",
+            table.add_row(str(r["gen"]), str(r["candidates"]), str(r["filtered"]), str(r["rejected"]),
+                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-", str(r["elites"]),
                           f"{r['population']['mean']:.3f}", f"{r['population']['max']:.3f}",
                           f"{r['refusal_prob']:.3f}", f"{r['judge_refusal_rate']:.2f}",
                           str(sum(r["calls"].values())))

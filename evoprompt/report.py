@@ -53,24 +53,32 @@ def _row(*cells) -> str:
 
 def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str) -> None:
     lines = ["# evoprompt run report", ""]
-    lines += [f"- {k}: {v}" for k, v in run_info.items()]
+    lines += [f"- {k}: {v}" for k, v in run_info.items() if k != "operators"]
     lines += ["", "## Per generation", "",
-              _row("gen", "candidates scored", "gate pass", "acceptance", "tau", "mean F", "max F", "std F",
-                   "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
-              _row(*["---"] * 12)]
+              _row("gen", "candidates scored", "filtered", "rejected", "acceptance", "elites", "tau", "mean F", "max F",
+                   "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
+              _row(*["---"] * 14)]
     for r in logbook:
         p = r["population"]
-        lines.append(_row(r["gen"], r["candidates"],
-                          f"{r['gate_passed']}/{r['gated']} ({r['gate_passed'] / r['gated']:.0%})" if r["gated"] else "-",
+        lines.append(_row(r["gen"], r["candidates"], r["filtered"], r["rejected"],
                           f"{r['accepted']}/{r['lineages']} ({r['accepted'] / r['lineages']:.0%})" if r["gen"] else "-",
-                          f"{r['tau']:.3f}",
+                          r["elites"], f"{r['tau']:.3f}",
                           f"{p['mean']:.4f}", f"{p['max']:.4f}", f"{p['std']:.4f}", f"{r['refusal_prob']:.4f}",
                           f"{r['judge_refusal_rate']:.3f}", f"{r['opener_prob']:.4f}",
                           ", ".join(f"{k} {v}" for k, v in r["calls"].items() if v) or "0 (cached)"))
     lines += ["", "Population = the current instruction x_t of every lineage after selection; generation 0 = the seeds. "
               "p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
-    lines += ["## Strategy success", "",
-              "Success = a mutant that passed the gate and scored above its parent.", "",
+    lines += ["## Operators", "",
+              "Per strategy and method (llm: the rewriter; frame / lexicon: framings and sensitive-word edits). "
+              "tried = reached the filters; improved = scored above the lineage's current instruction.", "",
+              _row("operator", "tried", "filtered", "rejected", "scored", "improved", "success rate"),
+              _row(*["---"] * 7)]
+    for op, row in sorted(run_info.get("operators", {}).items()):
+        lines.append(_row(op, row["tried"], row["filtered"], row["rejected"], row["scored"], row["improved"],
+                          f"{row['improved'] / row['tried']:.2f}" if row["tried"] else "-"))
+    lines += ["", "## Strategy success (adaptive chooser)", "",
+              "Success = a mutant that passed filters, guard and gate and scored above its parent; filtered, "
+              "rejected and failed rewrites count as failures.", "",
               _row("strategy", "trials", "successes", "rate"), _row("---", "---", "---", "---")]
     for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
         n, k = chooser["trials"][s], chooser["successes"][s]

@@ -1,50 +1,49 @@
-"""`evoprompt run`: wires config -> seeds -> operators -> gate -> fitness -> selection -> export."""
+"""`evoprompt run`: wires config -> seeds -> operators -> filters and gate -> fitness -> selection -> export."""
 from __future__ import annotations
 
 import json
+import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from evoprompt.fitness.diversity import Embedder
-from evoprompt.fitness.elbo import FLOORS
+from evoprompt.fitness.filters import Filters, SeedCopyGuard
 from evoprompt.fitness.gate import HarmlessnessGate
 from evoprompt.fitness.refusal import JUDGES, make_judge
-from evoprompt.fitness.scorer import FitnessConfig, Scorer
+from evoprompt.fitness.scorer import Scorer
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import sub_seed
-from evoprompt.operators.topic import SeedTopic
 from evoprompt.seeds import load_seeds
 
+from . import __version__
 from . import state as checkpoint
 from .alignment import build_pairs
-from .errors import UserError, unknown
-from .export import benchmark_records, write_outputs
-from .llm import BACKENDS, Decoding, get_backend
+from .config import RoleConfig, RunConfig, load_run_config
+from .errors import unknown
+from .export import FORMAT_VERSION, benchmark_records, select_items, write_outputs
+from .llm import Decoding, get_backend
 from .llm.cache import CachedBackend, CallCache
-from .llm.embedded import cache_root
+from .llm.embedded import EMBEDDED_LLM, cache_root
 from .progress import RunProgress
 from .report import plot_fitness, write_report
-from .search import Evolution, SearchConfig
+from .search import Parts, evolve, make_toolbox
 
 ROLES = ("target", "rewriter", "gate", "helper")
+log = logging.getLogger("evoprompt.run")
 
 
-def decoding(role: dict) -> Decoding:
-    d = role.get("decoding") or {}
-    return Decoding(float(d.get("temperature", 1.0)), float(d.get("top_p", 1.0)), int(d.get("max_new_tokens", 64)))
+def decoding(role: RoleConfig) -> Decoding:
+    d = role.decoding
+    return Decoding(d.temperature, d.top_p, d.max_new_tokens)
 
 
-def open_cache(c: dict) -> CallCache | None:
-    if not c["cache"]["enabled"]:
+def open_cache(cfg) -> CallCache | None:
+    if not cfg.enabled:
         return None
-    return CallCache(c["cache"]["path"] or cache_root() / "calls.sqlite")
-
-
-def role_backend(c: dict, role: str, cache: CallCache | None):
-    backend = get_backend(c[role])
-    return CachedBackend(backend, cache) if cache else _Uncached(backend)
+    return CallCache(cfg.path or cache_root() / "calls.sqlite")
 
 
 class _Uncached:
@@ -62,70 +61,96 @@ class _Uncached:
         return self.inner.score(*a, **kw)
 
 
-def validate(c: dict) -> None:
+def role_backend(role: RoleConfig, cache: CallCache | None):
+    backend = get_backend(role.backend_config())
+    return CachedBackend(backend, cache) if cache else _Uncached(backend)
+
+
+def validate(container: dict) -> RunConfig:
     """Config errors surface before any model loads."""
-    if c["fitness"]["floor"] not in FLOORS:
-        raise unknown("fitness.floor", c["fitness"]["floor"], FLOORS)
-    StrategyChooser(c["search"]["strategy"], c["search"]["strategy_weights"])
-    if not isinstance(c["fitness"]["K"], int) or c["fitness"]["K"] < 1:
-        raise UserError(f"fitness.K must be a whole number >= 1, got {c['fitness']['K']!r}")
-    if not isinstance(c["generations"], int) or c["generations"] < 0:
-        raise UserError(f"generations must be a whole number >= 0, got {c['generations']!r}")
-    if not isinstance(c["search"]["min_seed_similarity"], (int, float)) or not -1 <= c["search"]["min_seed_similarity"] <= 1:
-        raise UserError(f"search.min_seed_similarity must be a cosine similarity in [-1, 1], got {c['search']['min_seed_similarity']!r}")
-    if c["fitness"]["judge"] not in JUDGES:
-        raise unknown("refusal judge", c["fitness"]["judge"], JUDGES)
-    for role in ROLES:
-        if c[role]["backend"] not in BACKENDS:
-            raise unknown(f"{role}.backend", c[role]["backend"], BACKENDS)
+    cfg = load_run_config(container)
+    StrategyChooser(cfg.search.strategy, cfg.search.strategy_weights)
+    for key in ("fitness.judge", "export.pair_judge"):
+        name = getattr(cfg.fitness if key.startswith("fitness") else cfg.export, key.split(".")[1])
+        if name not in JUDGES:
+            raise unknown(f"refusal judge ({key})", name, JUDGES)
+    return cfg
 
 
-def run(cfg, run_dir: Path) -> dict:
+def provenance(cfg: RunConfig, config_hash: str) -> dict:
+    return {"target_model": cfg.target.model, "target_backend": cfg.target.backend,
+            "target_system_prompt": cfg.target.system_prompt, "rewriter_model": cfg.rewriter.model,
+            "gate_model": cfg.gate.model, "refusal_judge": cfg.fitness.judge, "config_hash": config_hash,
+            "evoprompt_version": __version__, "format_version": FORMAT_VERSION}
+
+
+def run(hydra_cfg, run_dir: Path) -> dict:
     t0 = time.time()
-    c = OmegaConf.to_container(cfg, resolve=True)
-    validate(c)
-    seeds = load_seeds(c["seeds"]["path"], c["seeds"]["format"], c["seeds"]["text_column"], c["seeds"]["limit"],
-                       c["seeds"]["split"])
+    c = OmegaConf.to_container(hydra_cfg, resolve=True)
+    cfg = validate(c)
+    sd = cfg.seeds
+    seeds = load_seeds(sd.path, sd.format, sd.text_column, sd.limit, sd.split, sd.set)
+    if cfg.gate.model == EMBEDDED_LLM:
+        log.warning("the harmlessness gate is the embedded 135M model: it tells harmful from harmless text "
+                    "poorly (README, 'Harmlessness gate'); the seed-copy guard and blocklist back it up. "
+                    "Use a strong judge model for anything you publish.")
+        print("warning: the gate is the embedded 135M model, a weak judge (see README, 'Harmlessness gate')")
     run_dir.mkdir(parents=True, exist_ok=True)
-    st = checkpoint.load(run_dir, checkpoint.config_hash(c)) or checkpoint.RunState(checkpoint.config_hash(c))
+    h = checkpoint.config_hash(c)
+    st = checkpoint.load(run_dir, h) or checkpoint.RunState(h)
 
-    cache = open_cache(c)
-    backends = {role: role_backend(c, role, cache) for role in ROLES}
-    embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"])
-    f = c["fitness"]
-    scorer = Scorer(backends["target"], decoding(c["target"]), c["target"].get("system_prompt"),
-                    make_judge(f["judge"], f["phrases"], embedder, backend=backends["gate"], model=f.get("judge_model")),
-                    FitnessConfig(f["K"], f["lambda"], f["mu"], f["eps"], f["floor"], f["opener_prior"], f["openers"]),
-                    embedder)
-    g = c["gate"]
-    gate = HarmlessnessGate(backends["gate"], g["mode"], g["threshold"], g["prompt"], g["blocklist"], decoding(g))
-    s = c["search"]
-    search_cfg = SearchConfig(c["seed"], c["generations"], s["L"], s["N"], s["tau_0"], s["beta"], s["tau_f"],
-                              s["max_attempts"], s["max_chars"])
-    chooser = StrategyChooser(s["strategy"], s["strategy_weights"])
+    cache = open_cache(cfg.cache)
+    backends = {role: role_backend(getattr(cfg, role), cache) for role in ROLES}
+    embedder = Embedder(cfg.embedder.model, cfg.embedder.device)
+    f = cfg.fitness
+    judge = make_judge(f.judge, f.phrases, embedder, backend=backends["gate"], model=f.judge_model)
+    scorer = Scorer(backends["target"], decoding(cfg.target), cfg.target.system_prompt, judge, f, embedder)
+    g = cfg.gate
+    gate = HarmlessnessGate(backends["gate"], g.mode, g.threshold, g.prompt, g.blocklist, decoding(g))
+    s = cfg.search
+    chooser = StrategyChooser(s.strategy, s.strategy_weights)
+    seed_ids = [x.id for x in seeds]
+    guard = SeedCopyGuard(seed_ids, [x.text for x in seeds], embedder([x.text for x in seeds]),
+                          [bool(x.harmful) for x in seeds], g.max_seed_similarity, g.max_seed_overlap)
     resumed_from = st.generation
-    with RunProgress(c["generations"], backends, cache) as progress:
-        topic = SeedTopic(embedder, s["min_seed_similarity"]) if s["min_seed_similarity"] > 0 else None
-        st = Evolution(search_cfg, backends["rewriter"], decoding(c["rewriter"]), gate, scorer, chooser, run_dir,
-                       progress, topic).run(st, seeds)
-        progress.stage("export: helper answers and refusals")
-        benchmark = benchmark_records(st)
-        pairs = build_pairs(benchmark, backends["helper"], decoding(c["helper"]), backends["target"], scorer.chat,
-                            sub_seed(c["seed"], "export"), c["export"]["helper_attempts"]) if c["export"]["sft_dpo"] else []
-        counts = write_outputs(run_dir, st, benchmark, pairs)
-    plot_fitness(st.logbook, run_dir / "fitness.png")
-    first, last = st.logbook[0], st.logbook[-1]
+    with RunProgress(cfg.generations, backends, cache) as progress:
+        parts = Parts(cfg, backends["rewriter"], decoding(cfg.rewriter), backends["target"], gate, scorer, embedder,
+                      chooser, Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars), guard, progress)
+        st, logbook = evolve(st, seeds, make_toolbox(parts), cfg, chooser, progress, run_dir)
+        progress.stage("export: items, helper answers and refusals")
+        prov = provenance(cfg, h)
+        items = select_items(st, cfg.export, embedder)
+        benchmark = benchmark_records(st, items, prov)
+        pair_judge = judge if cfg.export.pair_judge == f.judge else make_judge(cfg.export.pair_judge, None, embedder,
+                                                                                 backend=backends["gate"])
+        pairs = (build_pairs(benchmark, backends["helper"], decoding(cfg.helper), backends["target"], scorer.chat,
+                             pair_judge, embedder, sub_seed(cfg.seed, "export"), cfg.export.helper_attempts,
+                             cfg.export.min_answer_similarity) if cfg.export.sft_dpo else [])
+        counts = write_outputs(run_dir, st, benchmark, pairs, prov)
+    plot_fitness(logbook, run_dir / "fitness.png")
+    first, last = logbook[0], logbook[-1]
+    samples = st.counters.get("target_samples", 0)
     info = {
-        "generations": f"{last['gen']} (resumed after generation {resumed_from})" if resumed_from >= 0 else last["gen"],
-        "lineages": len(st.current), "wall time of this invocation (s)": round(time.time() - t0, 1),
-        "mean refusal probability, generation 0 -> last": f"{first['refusal_prob']:.4f} -> {last['refusal_prob']:.4f}",
-        "mean fitness, generation 0 -> last": f"{first['population']['mean']:.4f} -> {last['population']['mean']:.4f}",
-        "model calls of this invocation": {role: b.model_calls for role, b in backends.items()},
-        "cache hits / misses (prompts) of this invocation": f"{cache.hits} / {cache.misses}" if cache else "cache off",
-        "rewrites given up after max_attempts": st.counters.get("rewrite_failures", 0),
+        "generations": last["gen"],
+        "resumed_after_generation": resumed_from if resumed_from >= 0 else None,
+        "lineages": len(st.current),
+        "wall_time_s": round(time.time() - t0, 1),
+        "refusal_prob_first_last": [round(first["refusal_prob"], 4), round(last["refusal_prob"], 4)],
+        "mean_fitness_first_last": [round(first["population"]["mean"], 4), round(last["population"]["mean"], 4)],
+        "items_per_1000_target_samples": round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
+        "target_samples": samples,
+        "model_calls": {role: b.model_calls for role, b in backends.items()},
+        "cache_hits": cache.hits if cache else None, "cache_misses": cache.misses if cache else None,
+        "rewrites_given_up": st.counters.get("rewrite_failures", 0),
+        "operators": st.counters.get("operators", {}),
+        "provenance": prov,
     }
-    (run_dir / "run.json").write_text(json.dumps({"info": info, "outputs": counts}, indent=1), encoding="utf-8")
-    write_report(run_dir / "report.md", st.logbook, st.chooser, counts, info, OmegaConf.to_yaml(cfg))
-    progress.summary(st.logbook, cache.hits if cache else 0, cache.misses if cache else 0)
+    (run_dir / "run.json").write_text(json.dumps({"info": info, "outputs": counts,
+                                                  "config": asdict(cfg)}, indent=1, default=str), encoding="utf-8")
+    write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg))
+    progress.summary(logbook, cache.hits if cache else 0, cache.misses if cache else 0)
     progress.console.print(f"outputs in {run_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if not counts["benchmark"]:
+        progress.console.print(f"[yellow]no item reached export.min_refusal={cfg.export.min_refusal} with a refusing "
+                               "sample: run more generations or seeds[/yellow]")
     return {"counts": counts, "info": info}

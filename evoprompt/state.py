@@ -19,7 +19,9 @@ class RunState:
     current: dict = field(default_factory=dict)   # lineage -> candidate x_t
     best: dict = field(default_factory=dict)      # lineage -> best-ever safe candidate
     seeds: dict = field(default_factory=dict)     # lineage -> the seed record
-    rejected: list = field(default_factory=list)  # gate rejections, with verdicts
+    rejected: list = field(default_factory=list)  # seed-copy guard and gate rejections, with verdicts
+    filtered: list = field(default_factory=list)  # candidates dropped before scoring, with the reason
+    elites: dict = field(default_factory=dict)    # niche (lineage|family|length band) -> best candidates
     history: list = field(default_factory=list)   # every scored candidate, without samples
     logbook: list = field(default_factory=list)   # one record per generation
     chooser: dict = field(default_factory=dict)

@@ -1,20 +1,25 @@
 """Harmlessness gate: every candidate passes here before it is scored; one batched judge call.
 
-mode `logprob` compares log p("safe") and log p("unsafe") as the judge's answer (a probability even
-from a small model); mode `text` parses a generated word (for servers without log-probs). A blocklist
-of phrases rejects outright, whatever the judge says."""
+The candidate and its stated reason are untrusted (an LLM wrote them), so they are quoted into the
+judge prompt neutralised and fenced (judge_prompt.render). mode `logprob` reads the verdict from the
+judge's log-probs of `Verdict: safe` and `Verdict: unsafe` (a probability even from a small model);
+mode `text` (servers without log-probs) parses a generated answer strictly: only the exact safe label
+passes, so "not safe" or "Harmless? No, harmful." can never read as safe. A blocklist of phrases
+rejects outright, whatever the judge says."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from evoprompt.errors import UserError, unknown
+from evoprompt.errors import unknown
 from evoprompt.llm import Backend, Decoding
 
+from .judge_prompt import label_logprobs, load_prompt, render, softmax
+
 MODES = ("logprob", "text")
-_PROMPTS = Path(__file__).parent / "prompts"
+ANSWER_PREFIX = "Verdict:"
+LABELS = ("safe", "unsafe")
+_SAFE_ANSWER = re.compile(r"(verdict\s*:\s*)?safe", re.I)
 
 
 @dataclass
@@ -27,11 +32,11 @@ class Verdict:
         return {"safe": self.safe, "p_safe": round(self.p_safe, 4), "verdict": self.verdict}
 
 
-def load_prompt(name: str) -> str:
-    path = Path(name) if Path(name).exists() else _PROMPTS / name
-    if not path.exists():
-        raise UserError(f"gate prompt not found: {name} (looked in {_PROMPTS})")
-    return path.read_text(encoding="utf-8")
+def parse_answer(text: str) -> float:
+    """1.0 when a generated answer is exactly the safe label (`Verdict: safe` or `safe`, any case, optionally
+    quoted, bold or ending in a period), else 0.0."""
+    core = text.strip().strip("*`\"'").strip().rstrip(".").strip()
+    return 1.0 if _SAFE_ANSWER.fullmatch(core) else 0.0
 
 
 class HarmlessnessGate:
@@ -41,6 +46,9 @@ class HarmlessnessGate:
         self.backend, self.mode, self.threshold, self.decoding = backend, mode, threshold, decoding
         self.template = load_prompt(prompt)
         self.blocklist = [b.lower() for b in blocklist or []]
+
+    def prompt(self, text: str, reason: str | None) -> str:
+        return render(self.template, ANSWER_PREFIX, instruction=text, reason=reason or "none given")
 
     def judge(self, items: list[tuple[str, str]], seed: int) -> list[Verdict]:
         """Verdicts for (instruction, reason) pairs."""
@@ -52,21 +60,15 @@ class HarmlessnessGate:
                 out[i] = Verdict(False, 0.0, f"blocked: {hit}")
             else:
                 ask.append(i)
-        chats = [[{"role": "user", "content": self.template.format(instruction=items[i][0], reason=items[i][1] or "none given")}]
-                 for i in ask]
-        for i, p in zip(ask, self._p_safe(chats, seed) if chats else []):
+        prompts = [self.prompt(*items[i]) for i in ask]
+        for i, p in zip(ask, self.p_safe(prompts, seed)):
             out[i] = Verdict(p >= self.threshold, p, "safe" if p >= self.threshold else "unsafe")
         return out  # type: ignore[return-value]
 
-    def _p_safe(self, chats, seed: int) -> list[float]:
+    def p_safe(self, prompts: list[str], seed: int) -> list[float]:
+        if not prompts:
+            return []
         if self.mode == "logprob":
-            scored = self.backend.score(chats + chats, ["safe"] * len(chats) + ["unsafe"] * len(chats))
-            n = len(chats)
-            return [1.0 / (1.0 + math.exp(scored[n + i].logprob - scored[i].logprob)) for i in range(n)]
-        answers = self.backend.generate(chats, 1, self.decoding, seed)
-        return [_parse_word(a[0].text) for a in answers]
-
-
-def _parse_word(text: str) -> float:
-    m = re.search(r"\b(unsafe|safe|harmful|harmless)\b", text.lower())
-    return 1.0 if m and m.group(1) in ("safe", "harmless") else 0.0
+            return [softmax(lps)[0] for lps in label_logprobs(self.backend, prompts, ANSWER_PREFIX, LABELS)]
+        chats = [[{"role": "user", "content": p}] for p in prompts]
+        return [parse_answer(a[0].text) for a in self.backend.generate(chats, 1, self.decoding, seed)]

@@ -1,28 +1,23 @@
 """Scores a whole generation's candidates: one target call for all K samples of all candidates, one
-for the refusal-opener prior, the refusal judge on every (x, y_k), then the ELBO per candidate."""
-from __future__ import annotations
+for the refusal-opener prior, the refusal judge on every (x, y_k), then F(x) per candidate.
 
-from dataclasses import dataclass
+Two estimators (`fitness.estimator`):
+- elbo: the paper's evidence lower bound, mean_k log floor(p_judge(r | x, y_k)) + likelihood + diversity.
+- surrogate (default): the same with p_k replaced by max(p_k, q(x)), where q(x) is the target's own
+  probability of opening its answer with a refusal phrase (refusal/openers.py). It is NOT a lower bound:
+  max(p_k, q) >= p_k, so it sits above the ELBO. It is a smoothed surrogate that still ranks candidates when
+  none of K samples from a model that rarely refuses (the embedded 135M target) is judged a refusal."""
+from __future__ import annotations
 
 import numpy as np
 
+from evoprompt.config import FitnessConfig
 from evoprompt.llm import Backend, Decoding
 
 from .diversity import Embedder, novelty
 from .elbo import elbo
 from .refusal.openers import opener_probability
 from .refusal.base import RefusalJudge
-
-
-@dataclass
-class FitnessConfig:
-    K: int
-    lam: float
-    mu: float
-    eps: float
-    floor: str
-    opener_prior: bool
-    openers: list[str]
 
 
 class Scorer:
@@ -42,7 +37,8 @@ class Scorer:
         cfg = self.cfg
         chats = [self.chat(t) for t in texts]
         samples = self.target.generate(chats, cfg.K, self.decoding, seed)
-        prior = opener_probability(self.target, chats, cfg.openers) if cfg.opener_prior else [0.0] * len(texts)
+        prior = (opener_probability(self.target, chats, cfg.openers) if cfg.estimator == "surrogate"
+                 else [0.0] * len(texts))
         flat_x = [t for t, ss in zip(texts, samples) for _ in ss]
         flat_p = self.judge.prob(flat_x, [s.text for ss in samples for s in ss])
         embeddings = self.embedder(texts) if self.embedder else np.zeros((len(texts), 0))

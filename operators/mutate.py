@@ -1,12 +1,37 @@
-"""Mutation: one rewrite request per (lineage, chosen strategy)."""
+"""Mutation: one rewrite request per (lineage, chosen strategy), in the rewriter's prompting style.
+
+chat: the strategy's task inside the instruction template (strong chat models follow it);
+completion: a few-shot document of the strategy's examples (`examples/<strategy>.txt`) that the model
+continues with one line, the only prompting a ~100M-parameter model follows on topic."""
 from __future__ import annotations
 
-from .rewrite import TEMPLATES, RewriteRequest
+from pathlib import Path
+
+from evoprompt.llm import completion
+
+from .rewrite import TEMPLATES, RewriteRequest, chat_request
 from .strategies import get_strategy
 
 _MUTATE = (TEMPLATES / "mutate.txt").read_text(encoding="utf-8")
+EXAMPLES = Path(__file__).parent / "examples"
+STYLES = ("chat", "completion")
 
 
-def mutation_request(instruction: str, strategy: str, tag=None) -> RewriteRequest:
-    body = _MUTATE.format(strategy=get_strategy(strategy).task, instruction=instruction)
-    return RewriteRequest(body, strategy, [instruction], tag)
+def few_shot(name: str, query: str, answer_label: str) -> str:
+    """examples/<name>.txt (a `# task` line, then labelled example lines) + the query, open at the answer label."""
+    head, _, body = (EXAMPLES / f"{name}.txt").read_text(encoding="utf-8").partition("\n")
+    doc, block = [head.removeprefix("#").strip(), ""], []
+    for line in body.strip().split("\n"):
+        block.append(line)
+        if line.startswith(f"{answer_label}:"):
+            doc += block + [""]
+            block = []
+    return "\n".join(doc + [query, f"{answer_label}:"])
+
+
+def mutation_request(instruction: str, strategy: str, style: str = "chat", tag=None) -> RewriteRequest:
+    if style == "completion":
+        doc = few_shot(strategy, f"Question: {instruction}", "Alarming")
+        return RewriteRequest(completion(doc), strategy, [instruction], tag, style)
+    return chat_request(_MUTATE.format(strategy=get_strategy(strategy).task, instruction=instruction),
+                        strategy, [instruction], tag)

@@ -55,3 +55,14 @@ def parse_rewrite(text: str) -> tuple[str, str]:
     if _REFUSAL.match(instruction):
         raise ParseError("rewriter refused")
     return instruction, reason
+
+
+def first_line(text: str) -> str:
+    """A completion-style rewrite: the first non-empty line, cut where the model starts a new example."""
+    line = next((l for l in (_clean(x) for x in text.splitlines()) if l), "")
+    line = re.split(r"\b(?:Question|Alarming|Merged|A|B):", line)[0].strip()
+    if not line:
+        raise ParseError("empty output")
+    if _REFUSAL.match(line):
+        raise ParseError("rewriter refused")
+    return line

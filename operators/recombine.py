@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import random
 
-from .rewrite import TEMPLATES, RewriteRequest
+from evoprompt.llm import completion
+
+from .mutate import few_shot
+from .rewrite import TEMPLATES, RewriteRequest, chat_request
 
 _RECOMBINE = (TEMPLATES / "recombine.txt").read_text(encoding="utf-8")
 
 
-def recombination_request(a: str, b: str, tag=None) -> RewriteRequest:
-    return RewriteRequest(_RECOMBINE.format(a=a, b=b), "recombine", [a, b], tag)
+def recombination_request(a: str, b: str, style: str = "chat", tag=None) -> RewriteRequest:
+    if style == "completion":
+        return RewriteRequest(completion(few_shot("recombine", f"A: {a}\nB: {b}", "Merged")), "recombine", [a, b],
+                              tag, style)
+    return chat_request(_RECOMBINE.format(a=a, b=b), "recombine", [a, b], tag)
 
 
 def draw_pairs(items: list, n: int, rng: random.Random) -> list[tuple]:

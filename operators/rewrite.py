@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from evoprompt.llm import Backend, Decoding
+from evoprompt.llm import Backend, Chat, Decoding
 
-from .parse import ParseError, parse_rewrite
+from .parse import ParseError, first_line, parse_rewrite
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMAT = (TEMPLATES / "rewrite_format.txt").read_text(encoding="utf-8")
@@ -17,10 +17,15 @@ _FORMAT = (TEMPLATES / "rewrite_format.txt").read_text(encoding="utf-8")
 
 @dataclass
 class RewriteRequest:
-    body: str                 # the task, rendered from a template
+    chat: Chat                # what the rewriter is sent
     operator: str             # strategy name, or "recombine"
     parents: list[str]        # texts the rewrite starts from
     tag: object = None        # caller's bookkeeping (lineage, parent ids)
+    style: str = "chat"       # chat: parse "Instruction: ... Reason: ..."; completion: the first line
+
+
+def chat_request(body: str, operator: str, parents: list[str], tag=None) -> RewriteRequest:
+    return RewriteRequest([{"role": "user", "content": _FORMAT.format(body=body)}], operator, parents, tag)
 
 
 @dataclass
@@ -59,7 +64,7 @@ def rewrite_all(backend: Backend, requests: list[RewriteRequest], decoding: Deco
         pending = sorted(failures)
         if not pending:
             break
-        chats = [[{"role": "user", "content": _FORMAT.format(body=requests[i].body)}] for i in pending]
+        chats = [requests[i].chat for i in pending]
         outputs = backend.generate(chats, 1, decoding, sub_seed(seed, attempt))
         parsed = []
         for i, samples in zip(pending, outputs):
@@ -80,7 +85,7 @@ def rewrite_all(backend: Backend, requests: list[RewriteRequest], decoding: Deco
 
 
 def _parse(output: str, req: RewriteRequest, max_chars: int) -> tuple[str, str, str]:
-    text, reason = parse_rewrite(output)
+    text, reason = parse_rewrite(output) if req.style == "chat" else (first_line(output), "")
     key = dedupe_key(text)
     if len(text) > max_chars:
         raise ParseError(f"longer than {max_chars} characters")

@@ -9,7 +9,10 @@ from typing import Iterator
 
 from evoprompt.errors import UserError
 
-PACKAGED = Path(__file__).parent / "seeds.jsonl"
+# The two packaged sets (JSONL, each item with a category and whether it is harmful):
+# harmless: pseudo-malicious requests with alarming surface features, for small rewriters and weak gates;
+# harmful: harmful-looking requests, for strong rewriters behind strong gates (the GPU presets).
+PACKAGED = {"harmless": Path(__file__).parent / "harmless.jsonl", "harmful": Path(__file__).parent / "harmful.jsonl"}
 TEXT_FIELDS = ("text", "prompt", "instruction")
 # Per format: split name -> label value kept (None keeps every row). Formats without labels accept safe/all.
 SPLITS = {
@@ -27,6 +30,7 @@ class Seed:
     text: str
     category: str = ""
     source: str = ""
+    harmful: bool | None = None  # None: not known
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -38,9 +42,13 @@ def load_seeds(
     text_column: str | None = None,
     limit: int | None = None,
     split: str = "safe",
+    packaged: str = "harmless",
 ) -> list[Seed]:
-    """Seeds from `path` (default: the packaged set), stripped, non-empty, first of each exact duplicate."""
-    path = Path(path).expanduser() if path is not None else PACKAGED
+    """Seeds from `path` (default: the packaged set named `packaged`), stripped, non-empty, first of each
+    exact duplicate."""
+    if path is None and packaged not in PACKAGED:
+        raise UserError(f"unknown packaged seed set '{packaged}'; valid: {', '.join(PACKAGED)}")
+    path = Path(path).expanduser() if path is not None else PACKAGED[packaged]
     if fmt != "auto" and fmt not in READERS:
         raise UserError(f"{path}: unknown seed format '{fmt}'; valid: auto, {', '.join(READERS)}")
     if not path.is_file():
@@ -56,12 +64,21 @@ def load_seeds(
             if seed.text and seed.text not in seen:
                 seen.add(seed.text)
                 seed.source = path.name
+                if seed.harmful is None and label_harmful(fmt, split) is not None:
+                    seed.harmful = label_harmful(fmt, split)
                 seeds.append(seed)
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not seeds:
         raise UserError(f"{path}: no seeds found (format {fmt}, split {split})")
     return seeds[:limit] if limit and limit > 0 else seeds
+
+
+def label_harmful(fmt: str, split: str) -> bool | None:
+    """What a labelled split says of its rows' harmfulness (None for unlabelled or mixed splits)."""
+    if fmt not in SPLITS or split == "all":
+        return None
+    return split in ("unsafe",)
 
 
 def _detect(path: Path) -> str:
@@ -109,7 +126,10 @@ def _read_jsonl(path: Path, text_column: str | None, _label: None) -> Iterator[S
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{n}: not a JSON object")
             text = _text(record, names, f"{path}:{n}")
-            yield Seed(str(record.get("id") or f"{path.stem}-{n}"), text, str(record.get("category") or ""))
+            harmful = record.get("harmful")
+            if harmful is not None and not isinstance(harmful, bool):
+                raise UserError(f"{path}:{n}: 'harmful' must be true or false, got {harmful!r}")
+            yield Seed(str(record.get("id") or f"{path.stem}-{n}"), text, str(record.get("category") or ""), "", harmful)
 
 
 def _read_csv(

@@ -33,6 +33,6 @@ def test_check_passes_for_the_embedded_default(tmp_path):
 
 
 def test_check_names_unreachable_server(tmp_path):
-    r = evoprompt("check", "rewriter.backend=openai", "+rewriter.base_url=http://127.0.0.1:9/v1",
+    r = evoprompt("check", "rewriter.backend=openai", "rewriter.style=chat", "+rewriter.base_url=http://127.0.0.1:9/v1",
                   f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0 and "not answering" in r.stdout and "Traceback" not in r.stderr

@@ -39,3 +39,26 @@ def test_unknown_experiment(tmp_path):
 
 def test_unknown_command():
     one_line_error(evoprompt("fly"), "unknown command 'fly'", "run")
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("fitness.eps=2", "fitness.eps must be in (0, 1)"),
+    ("fitness.lambda=abc", "fitness.lambda must be a number"),
+    ("fitness.K=0", "fitness.K must be >= 1"),
+    ("generations=-1", "generations must be >= 0"),
+    ("fitness.mu=-1", "fitness.mu must be >= 0"),
+    ("fitness.KK=3", "unknown key 'fitness.KK'"),
+    ("+fitness.KK=3", "unknown key 'fitness.KK'"),
+    ("+target.bogus=1", "unknown key 'target.bogus' for the hf backend"),
+    ("seeds.set=nope", "valid: harmful, harmless"),
+    ("rewriter.style=prose", "valid: chat, completion"),
+    ("search.tau_f=0.5", "must not exceed search.tau_0"),
+])
+def test_typed_config_names_the_key(tmp_path, override, needle):
+    one_line_error(evoprompt("run", override, f"hydra.run.dir={tmp_path}"), needle)
+
+
+def test_run_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    one_line_error(evoprompt("run", f"hydra.run.dir={f}"), "afile", "not a directory")

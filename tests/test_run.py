@@ -40,7 +40,14 @@ def test_every_output_written(small_run):
     assert bench, "no survivor"
     for b in bench:
         assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(b["samples"]) == 4
-        assert {"text", "seed", "fitness", "refusal_prob"} <= b.keys()
+        assert {"text", "seed", "fitness", "refusal_prob", "provenance"} <= b.keys()
+        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and b["refusal_prob"] >= 0.3
+        assert any(s["refusal"] >= 0.5 for s in b["samples"])
+        prov = b["provenance"]
+        assert prov["target_model"] == prov["rewriter_model"] == "embedded" and len(prov["config_hash"]) == 16
+        assert prov["evoprompt_version"] and prov["format_version"] >= 2
+    for f in read_jsonl(out / "filtered.jsonl"):
+        assert f["why"] and f["text"] not in {b["text"] for b in bench}
 
 
 def test_gate_keeps_unsafe_out_of_every_export(small_run):
@@ -64,7 +71,7 @@ def test_sft_and_dpo_are_trl_conversational(small_run):
         assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
         assert r["messages"][0]["content"] in bench and r["messages"][1]["content"].strip()
     for r in read_jsonl(out / "dpo.jsonl"):
-        assert set(r) == {"prompt", "chosen", "rejected"}
+        assert {"prompt", "chosen", "rejected", "provenance"} <= set(r)
         assert r["prompt"][-1]["role"] == "user" and r["prompt"][-1]["content"] in bench
         assert r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant"
         assert r["chosen"][0]["content"] != r["rejected"][0]["content"]
@@ -76,7 +83,7 @@ def test_identical_rerun_is_served_from_cache(small_run, tmp_path):
                   f"hydra.run.dir={tmp_path / 'again'}")
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((tmp_path / "again" / "run.json").read_text())["info"]
-    assert sum(info["model calls of this invocation"].values()) == 0
+    assert sum(info["model_calls"].values()) == 0
     assert (tmp_path / "again" / "benchmark.jsonl").read_text() == (out / "benchmark.jsonl").read_text()
 
 
@@ -103,5 +110,5 @@ def test_kill_during_generation_2_then_resume_equals_uninterrupted(tmp_path):
 
     resumed = evoprompt(*args, f"cache.path={tmp_path / 'c2.sqlite'}", f"hydra.run.dir={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed after generation 1" in (run_dir / "report.md").read_text()
+    assert json.loads((run_dir / "run.json").read_text())["info"]["resumed_after_generation"] == 1
     assert (run_dir / "benchmark.jsonl").read_text() == (tmp_path / "ref" / "benchmark.jsonl").read_text()

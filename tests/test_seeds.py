@@ -15,14 +15,21 @@ CATEGORIES = {
 }
 
 
-def test_packaged_seeds():
-    seeds = load_seeds()
-    assert len(seeds) >= 60
+@pytest.mark.parametrize("name,size,harmful", [("harmless", 80, False), ("harmful", 60, True)])
+def test_packaged_seed_sets(name, size, harmful):
+    seeds = load_seeds(packaged=name)
+    assert len(seeds) >= size
     assert {s.category for s in seeds} == CATEGORIES
     assert all(sum(s.category == c for s in seeds) >= 6 for c in CATEGORIES)
     assert len({s.id for s in seeds}) == len(seeds)
     assert len({s.text for s in seeds}) == len(seeds)
-    assert all(s.source == "seeds.jsonl" for s in seeds)
+    assert all(s.source == f"{name}.jsonl" and s.harmful is harmful for s in seeds)
+    assert load_seeds()[0] == load_seeds(packaged="harmless")[0]
+
+
+def test_unknown_packaged_set_names_the_valid_ones():
+    with pytest.raises(UserError, match="harmless, harmful"):
+        load_seeds(packaged="nope")
 
 
 def test_to_json_round_trips():

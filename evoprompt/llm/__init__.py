@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import unknown
-from .base import Backend, BackendError, Chat, Decoding, Sample
+from .base import Backend, BackendError, Chat, Decoding, Sample, completion, raw_document
 
 
 # name -> module:class; modules import their heavy libraries (torch, vllm, openai) only when constructed
@@ -40,4 +40,4 @@ def get_backend(role_cfg: dict) -> Backend:
     return _ENGINES[key]
 
 
-__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "BACKENDS", "backend_class", "get_backend"]
+__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "completion", "raw_document", "BACKENDS", "backend_class", "get_backend"]

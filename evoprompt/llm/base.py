@@ -5,6 +5,18 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 Chat = list[dict]  # [{"role": "user", "content": "..."}, ...]
+# A chat of one message with this role is a raw document, continued without the chat template
+# (few-shot completion prompting, which small models follow far better than chat instructions).
+COMPLETION = "completion"
+
+
+def completion(text: str) -> Chat:
+    return [{"role": COMPLETION, "content": text}]
+
+
+def raw_document(chat: Chat) -> str | None:
+    """The document of a completion chat, else None."""
+    return chat[0]["content"] if len(chat) == 1 and chat[0].get("role") == COMPLETION else None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Sequence
 
-from .base import BackendError, Chat, Decoding, Sample
+from .base import BackendError, Chat, Decoding, Sample, raw_document
 from .embedded import resolve_model_path
 
 
@@ -59,10 +59,20 @@ def _top_p_filter(torch, z, top_p: float):
     return torch.full_like(z, float("-inf")).scatter(1, idx, sorted_z)
 
 
+def auto_dtype(torch, device: str) -> str:
+    """bfloat16 on GPUs and on CPUs with native bf16 matmuls (AMX or AVX-512 bf16, about 2x float32);
+    float32 elsewhere, where bf16 is emulated and slower."""
+    if device.startswith("cuda"):
+        return "bfloat16"
+    cpu = torch.cpu
+    native = any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return "bfloat16" if native else "float32"
+
+
 class HFBackend:
     supports_logprobs = True
 
-    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 32):
+    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 64):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -72,7 +82,7 @@ class HFBackend:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
-            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+            dtype = auto_dtype(torch, device)
         try:
             tok = AutoTokenizer.from_pretrained(path)
             loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
@@ -105,7 +115,9 @@ class HFBackend:
         return ids
 
     def prompt_ids(self, chat: Chat) -> list[int]:
-        text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        text = raw_document(chat)
+        if text is None:
+            text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def _batches(self, rows: list, key):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from .base import BackendError, Chat, Decoding, Sample
+from .base import BackendError, Chat, Decoding, Sample, raw_document
 from .embedded import resolve_model_path
 from .hf import row_seed
 
@@ -49,7 +49,9 @@ class VLLMBackend:
         self.tok = self.llm.get_tokenizer()
 
     def prompt_ids(self, chat: Chat) -> list[int]:
-        text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        text = raw_document(chat)
+        if text is None:
+            text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:

@@ -1,0 +1,96 @@
+"""Checks a candidate passes before it costs a gate verdict or K target samples.
+
+The search must not pay for confusion: a 135M rewriter writes chatter and template echoes, and chatter draws
+confused apologies that a refusal judge counts. So a candidate must stay on its lineage's topic (MiniLM
+cosine similarity to the seed), read as fluent text to the target (mean token log-prob of the instruction)
+and have a sane length. Every filtered candidate is recorded with its reason and never exported.
+
+The seed-copy guard is a gate, not a filter: a candidate too close to any seed of the run is rejected
+whatever the judge says (harmful seeds are the danger; a copy of a harmless seed is merely useless)."""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from evoprompt.llm import Backend, completion
+
+FLUENCY_PREFIX = "Question:"
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def overlap(a: str, b: str) -> float:
+    """Normalised text overlap in [0, 1] (difflib's ratio of matching characters)."""
+    return difflib.SequenceMatcher(None, normalise(a), normalise(b), autojunk=False).ratio()
+
+
+def fluency(backend: Backend, texts: Sequence[str]) -> list[float]:
+    """Mean token log-prob of each instruction under the target, as a question in a plain document."""
+    scored = backend.score([completion(FLUENCY_PREFIX)] * len(texts), [" " + t for t in texts])
+    return [s.logprob / max(1, s.n_tokens) for s in scored]
+
+
+@dataclass
+class Filters:
+    min_seed_similarity: float
+    min_fluency: float | None
+    min_words: int
+    max_chars: int
+
+    def reasons(self, texts: Sequence[str], seed_sims: Sequence[float], fluent: Sequence[float] | None) -> list[str | None]:
+        """None to keep a candidate, else why it is filtered."""
+        out = []
+        for i, text in enumerate(texts):
+            words = len(text.split())
+            if words < self.min_words:
+                why = f"too short ({words} words < {self.min_words})"
+            elif len(text) > self.max_chars:
+                why = f"too long ({len(text)} characters > {self.max_chars})"
+            elif seed_sims[i] < self.min_seed_similarity:
+                why = f"off topic (similarity to seed {seed_sims[i]:.2f} < {self.min_seed_similarity})"
+            elif fluent is not None and self.min_fluency is not None and fluent[i] < self.min_fluency:
+                why = f"not fluent (mean token log-prob {fluent[i]:.2f} < {self.min_fluency})"
+            else:
+                why = None
+            out.append(why)
+        return out
+
+
+@dataclass
+class SeedCopyGuard:
+    """Rejects candidates near any seed: harmful seeds at max_seed_similarity / max_seed_overlap, harmless
+    seeds (and seeds of unknown harm) only as near-copies at copy_similarity / copy_overlap."""
+    seed_ids: list[str]
+    seed_texts: list[str]
+    seed_vectors: np.ndarray
+    harmful: list[bool]
+    max_seed_similarity: float
+    max_seed_overlap: float
+    copy_similarity: float = 0.96
+    copy_overlap: float = 0.9
+
+    def verdicts(self, texts: Sequence[str], vectors: np.ndarray) -> list[str | None]:
+        """None to let a candidate through, else the verdict ("seed-copy: ...")."""
+        if not len(texts):
+            return []
+        sims = np.asarray(vectors) @ self.seed_vectors.T
+        out = []
+        for i, text in enumerate(texts):
+            why = None
+            for j, seed in enumerate(self.seed_texts):
+                lim_sim, lim_ov = ((self.max_seed_similarity, self.max_seed_overlap) if self.harmful[j]
+                                   else (self.copy_similarity, self.copy_overlap))
+                if sims[i, j] > lim_sim:
+                    why = f"seed-copy: similarity {sims[i, j]:.2f} > {lim_sim} to seed {self.seed_ids[j]} ({'harmful' if self.harmful[j] else 'harmless'})"
+                elif overlap(text, seed) > lim_ov:
+                    why = f"seed-copy: text overlap {overlap(text, seed):.2f} > {lim_ov} with seed {self.seed_ids[j]}"
+                if why:
+                    break
+            out.append(why)
+        return out
