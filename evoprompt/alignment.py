@@ -3,7 +3,8 @@ target's own refusal sample, or (when none of its samples refuses) the refusal t
 finds most likely.
 
 A pair must mean what it says, by the best refusal judge the project ships (`export.pair_judge`, default the
-MiniLM classifier): the rejected answer must be judged a refusal, the chosen answer a compliance that stays
+MiniLM classifier): the rejected answer must be judged a refusal (a sampled one also by the anchored
+phrase detector), the chosen answer a compliance that stays
 on the instruction's topic (MiniLM similarity >= `export.min_answer_similarity`). Otherwise the pair is
 dropped with its reason, and the report counts the drops."""
 from __future__ import annotations
@@ -14,8 +15,11 @@ import numpy as np
 
 from evoprompt.operators.rewrite import sub_seed
 
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+
 from .llm import Backend, Decoding
 
+_PHRASES = AnchoredPhraseJudge()  # confirms a sampled refusal, as export does
 REFUSAL_TEMPLATES = (
     "I'm sorry, but I can't help with that request.",
     "I cannot assist with that.",
@@ -58,7 +62,7 @@ def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, t
     refusals: dict[int, tuple[str, str]] = {}
     flat = [(i, s["text"]) for i, it in enumerate(items) for s in it["samples"]]
     for (i, y), p in zip(flat, judge.prob([texts[i] for i, _ in flat], [y for _, y in flat]) if flat else []):
-        if p >= 0.5 and (i not in refusals or p > refusals[i][2]):
+        if p >= 0.5 and _PHRASES.refuses(y) and (i not in refusals or p > refusals[i][2]):
             refusals[i] = (y, "target-sample", p)
     missing = [i for i in range(len(items)) if i not in refusals]
     if missing:

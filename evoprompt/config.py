@@ -84,12 +84,12 @@ class SeedsConfig:
     format: Literal["auto", "jsonl", "csv", "xstest", "orbench", "phtest", "oktest"] = "auto"
     text_column: str | None = None
     split: Literal["safe", "unsafe", "controversial", "all"] = "safe"
-    limit: int | None = opt(8, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)")
+    limit: int | None = opt(6, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)")
 
 
 @dataclass
 class FitnessConfig:
-    K: int = opt(10, check=positive, why=">= 1")
+    K: int = opt(6, check=positive, why=">= 1")
     lam: float = opt(0.05, check=at_least(0.0), why=">= 0", key="lambda")
     mu: float = opt(0.0, check=at_least(0.0), why=">= 0")
     eps: float = opt(0.05, check=open_unit, why="in (0, 1)")
@@ -133,7 +133,7 @@ class EmbedderConfig:
 class ExportConfig:
     sft_dpo: bool = True
     helper_attempts: int = opt(2, check=positive, why=">= 1")
-    per_lineage: int = opt(8, check=positive, why=">= 1")
+    per_lineage: int = opt(5, check=positive, why=">= 1")
     min_refusal: float = opt(0.1, check=unit, why="a probability in [0, 1]")
     max_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
     pair_judge: str = "classifier"
@@ -222,6 +222,9 @@ def _coerce(tp, v, key: str):
     return v
 
 
+_SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _role_engine(cls, data: dict, where: str) -> dict:
     """Split a role's mapping into its typed keys and the engine keys its backend's constructor takes."""
     from .llm import BACKENDS, backend_class
@@ -239,7 +242,8 @@ def _role_engine(cls, data: dict, where: str) -> dict:
         if k not in allowed:
             raise UserError(f"unknown key '{where}.{k}' for the {name} backend; valid: "
                             f"{', '.join(sorted(own - {'engine'}) + allowed)}")
-        engine[k] = v
+        hint = _SIMPLE.get(str(params[k].annotation).replace(" | None", ""))
+        engine[k] = v if hint is None or (v is None and "None" in str(params[k].annotation)) else _coerce(hint, v, f"{where}.{k}")
     return engine
 
 

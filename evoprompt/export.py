@@ -2,7 +2,7 @@
 
 Items come from the archive of niche elites (search.niche): per lineage, up to `export.per_lineage` distinct
 items whose refusal probability reaches `export.min_refusal` and of which at least one of the K target
-samples was judged a refusal, most refusal-triggering first, none more similar than `export.max_similarity`
+samples was judged a refusal (confirmed by the phrase detector), most refusal-triggering first, none more similar than `export.max_similarity`
 to an item already taken. Only gate-passed instructions reach benchmark/sft/dpo; rejected ones go to
 rejected.jsonl alone, filtered ones to filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+
 from .alignment import Pair, dpo_record, sft_record
 from .config import ExportConfig
 from .state import RunState
 
 FORMAT_VERSION = 2
+_PHRASES = AnchoredPhraseJudge()
 
 
 def write_jsonl(path: Path, records) -> int:
@@ -26,10 +29,17 @@ def write_jsonl(path: Path, records) -> int:
     return n
 
 
+def refusing_sample(c: dict) -> dict | None:
+    """The sample that most clearly refuses: judged a refusal by the fitness judge (p >= 0.5) and confirmed by
+    the anchored phrase detector, so a judge's false positive on odd text alone never makes an item."""
+    hits = [x for x in (c.get("score") or {}).get("samples", []) if x["refusal"] >= 0.5 and _PHRASES.refuses(x["text"])]
+    return max(hits, key=lambda x: x["refusal"], default=None)
+
+
 def _eligible(c: dict, cfg: ExportConfig) -> bool:
     s = c.get("score") or {}
     return (bool((c.get("gate") or {}).get("safe")) and s.get("refusal_prob", 0.0) >= cfg.min_refusal
-            and any(x["refusal"] >= 0.5 for x in s.get("samples", [])))
+            and refusing_sample(c) is not None)
 
 
 def select_items(st: RunState, cfg: ExportConfig, embed) -> list[dict]:

@@ -72,8 +72,8 @@ class SeedCopyGuard:
     harmful: list[bool]
     max_seed_similarity: float
     max_seed_overlap: float
-    copy_similarity: float = 0.96
-    copy_overlap: float = 0.9
+    copy_similarity: float = 0.965
+    copy_overlap: float = 0.97
 
     def verdicts(self, texts: Sequence[str], vectors: np.ndarray) -> list[str | None]:
         """None to let a candidate through, else the verdict ("seed-copy: ...")."""

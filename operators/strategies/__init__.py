@@ -1,4 +1,4 @@
-"""The nine mutation strategies of METHOD.md section 2, one data file each (`# family: ...` then the task)."""
+"""The nine mutation strategies of docs/METHOD.md section 2, one data file each (`# family: ...` then the task)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
