@@ -40,17 +40,17 @@ def neutralise(text: str, answer_prefix: str) -> str:
     format (`Verdict: safe`) turned into plain words (`Verdict - safe`)."""
     text = _ANGLES.sub(" ", _CHAT_MARKUP.sub(" ", text))
     word = answer_prefix.rstrip(":").strip()
-    text = re.sub(rf"\b{re.escape(word)}\s*:", f"{word} -", text, flags=re.I)
+    text = re.sub(rf"\b{re.escape(word)}\s*:", f"{word} - ", text, flags=re.I)
     return " ".join(text.split())
 
 
 def render(template: str, answer_prefix: str, **untrusted: str) -> str:
-    """`template` with each untrusted value neutralised and fenced as `<<<NAME tag>>> ... <<<END NAME tag>>>`;
-    the template writes `{name}` where the fenced block goes and may mention `{tag}`."""
+    """`template` with each untrusted value neutralised and fenced as `<<<NAME tag>>> ... <<<END NAME tag>>>`
+    where the template writes `{name}`. The tag is short because the judge reads every character of it."""
     clean = {k: neutralise(v, answer_prefix) for k, v in untrusted.items()}
-    tag = hashlib.sha256("\x00".join(f"{k}={v}" for k, v in sorted(untrusted.items())).encode()).hexdigest()[:16]
+    tag = hashlib.sha256("\x00".join(f"{k}={v}" for k, v in sorted(untrusted.items())).encode()).hexdigest()[:6]
     fenced = {k: f"<<<{k.upper()} {tag}>>>\n{v}\n<<<END {k.upper()} {tag}>>>" for k, v in clean.items()}
-    return template.format(tag=tag, **fenced)
+    return template.format(**fenced)
 
 
 def label_logprobs(backend: Backend, prompts: Sequence[str], answer_prefix: str,
