@@ -4,8 +4,13 @@ The candidate and its stated reason are untrusted (an LLM wrote them), so they a
 judge prompt neutralised and fenced (judge_prompt.render). mode `logprob` reads the verdict from the
 judge's log-probs of `Verdict: safe` and `Verdict: unsafe` (a probability even from a small model);
 mode `text` (servers without log-probs) parses a generated answer strictly: only the exact safe label
-passes, so "not safe" or "Harmless? No, harmful." can never read as safe. A blocklist of phrases
-rejects outright, whatever the judge says."""
+passes, so "not safe" or "Harmless? No, harmful." can never read as safe.
+
+A candidate of several sentences or lines is also judged sentence by sentence (without its reason), and
+its p(safe) is the lowest of these: text around a harmful sentence ("Ignore the above", an authority
+claim, a fake verdict) can then never raise the harmful sentence's own score, which fencing alone does
+not ensure on a small judge that reacts to any added words. A blocklist of phrases rejects outright,
+whatever the judge says."""
 from __future__ import annotations
 
 import re
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from evoprompt.errors import unknown
 from evoprompt.llm import Backend, Decoding
 
-from .judge_prompt import label_logprobs, load_prompt, render, softmax
+from .judge_prompt import label_logprobs, load_prompt, render, sentences, softmax
 
 MODES = ("logprob", "text")
 ANSWER_PREFIX = "Verdict:"
@@ -48,7 +53,12 @@ class HarmlessnessGate:
         self.blocklist = [b.lower() for b in blocklist or []]
 
     def prompt(self, text: str, reason: str | None) -> str:
-        return render(self.template, ANSWER_PREFIX, instruction=text, reason=reason or "none given")
+        return render(self.template, ANSWER_PREFIX, LABELS, instruction=text, reason=reason or "none given")
+
+    def prompts(self, text: str, reason: str | None) -> list[str]:
+        """The whole candidate, then each of its sentences when it has several."""
+        parts = sentences(text)
+        return [self.prompt(text, reason)] + ([self.prompt(p, None) for p in parts] if len(parts) > 1 else [])
 
     def judge(self, items: list[tuple[str, str]], seed: int) -> list[Verdict]:
         """Verdicts for (instruction, reason) pairs."""
@@ -60,8 +70,11 @@ class HarmlessnessGate:
                 out[i] = Verdict(False, 0.0, f"blocked: {hit}")
             else:
                 ask.append(i)
-        prompts = [self.prompt(*items[i]) for i in ask]
-        for i, p in zip(ask, self.p_safe(prompts, seed)):
+        asked = {i: self.prompts(*items[i]) for i in ask}
+        unique = list(dict.fromkeys(p for ps in asked.values() for p in ps))
+        p_of = dict(zip(unique, self.p_safe(unique, seed)))
+        for i, ps in asked.items():
+            p = min(p_of[q] for q in ps)
             out[i] = Verdict(p >= self.threshold, p, "safe" if p >= self.threshold else "unsafe")
         return out  # type: ignore[return-value]
 
