@@ -15,6 +15,7 @@ commands:
   check            validate a configuration and this machine for it
   judge-train      train the embedding refusal classifier from labelled responses
   judge-calibrate  accuracy / precision / recall / F1 of a refusal judge on labelled responses
+  gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
 
@@ -25,6 +26,7 @@ COMMANDS = {
     "check": ("config", "evoprompt.check:check"),
     "judge-train": ("judge", "evoprompt.judging:train"),
     "judge-calibrate": ("judge", "evoprompt.judging:calibrate"),
+    "gate-calibrate": ("gate_calibrate", "evoprompt.gate_calibrate:calibrate"),
 }
 
 
