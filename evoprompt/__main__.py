@@ -16,6 +16,7 @@ commands:
   judge-train      train the embedding refusal classifier from labelled responses
   judge-calibrate  accuracy / precision / recall / F1 of a refusal judge on labelled responses
   gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
+  export           publish a run: HF dataset with card, inspect_ai task, lm-eval task (run=DIR format=... out=DIR)
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
 
@@ -27,6 +28,7 @@ COMMANDS = {
     "judge-train": ("judge", "evoprompt.judging:train"),
     "judge-calibrate": ("judge", "evoprompt.judging:calibrate"),
     "gate-calibrate": ("gate_calibrate", "evoprompt.gate_calibrate:calibrate"),
+    "export": ("export", "evoprompt.publish:export"),
 }
 
 
