@@ -1,0 +1,199 @@
+"""report.html: a run to browse, in one self-contained file (plots inline, no script, nothing fetched at view time).
+
+report.md gives the statistics; this file adds what a reader needs to judge the items themselves: each exported
+item with its lineage (every rewrite from the seed, with its strategy, fitness and refusal probability), the
+target's K sampled responses with the judge's verdicts, and the harmlessness gate's verdict. It is built from the
+run directory's files alone (rundir.py), so it can be written for any finished run."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
+
+from .report import plot_fitness  # noqa: E402
+from .rundir import Run, dig, load_run  # noqa: E402
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .5em;vertical-align:top}
+th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.item{border:1px solid #bbb;border-radius:6px;padding:.6em 1em;margin:1em 0}
+.prompt{font-size:1.1em;font-weight:600;margin:.3em 0}.meta{color:#555;font-size:.9em}
+.refusal{background:#fde2e1}.partial{background:#fff3cd}.compliance{background:#e6f4ea}
+.safe{color:#17692e;font-weight:600}.unsafe{color:#a61b1b;font-weight:600}
+.plots img{max-width:49%;height:auto}details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+"""
+VERDICT_CLASS = dict(zip(CLASS_NAMES, ("compliance", "refusal", "partial")))
+
+
+def _e(v) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _num(v, spec: str = ".3f") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def _table(header: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = []
+    for i, r in enumerate(rows):
+        cls = f' class="{row_class[i]}"' if row_class else ""
+        body.append(f"<tr{cls}>" + "".join(f'<td class="n">{c}</td>' if k in numeric else f"<td>{c}</td>"
+                                           for k, c in enumerate(r)) + "</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _png(draw) -> str:
+    buf = io.BytesIO()
+    draw(buf)
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def plot_refusal(logbook: list[dict], out) -> None:
+    gens = [r["gen"] for r in logbook]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, style, label in (("refusal_prob", "o-", "p(refusal)"), ("judge_refusal_rate", "s--", "sampled refusal rate"),
+                              ("opener_prob", "^:", "refusal-opener probability")):
+        ax.plot(gens, [r.get(key) for r in logbook], style, label=label)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("population mean")
+    ax.set_xticks(gens)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _generations(run: Run) -> str:
+    log = run.logbook
+    if not log:
+        return "<p>No per-generation log in this run directory.</p>"
+    plots = _png(lambda out: plot_fitness(log, out)) + _png(lambda out: plot_refusal(log, out))
+    rows = [[r["gen"], r.get("candidates", "-"), r.get("filtered", "-"), r.get("rejected", "-"),
+             f"{r.get('accepted', 0)}/{r.get('lineages', '?')}" if r["gen"] else "-",
+             _num(dig(r, "population", "mean"), ".4f"), _num(dig(r, "population", "max"), ".4f"),
+             _num(r.get("refusal_prob"), ".4f"), _num(r.get("judge_refusal_rate")), _num(r.get("opener_prob"), ".4f")]
+            for r in log]
+    return (f'<div class="plots">{plots}</div>'
+            + _table(["gen", "candidates", "filtered", "rejected", "accepted", "mean F", "max F", "p(refusal)",
+                      "sampled refusal rate", "opener prob"], rows, numeric=set(range(10))))
+
+
+def _strategies(run: Run) -> str:
+    ch = run.chooser
+    trials, wins = ch.get("trials") or {}, ch.get("successes") or {}
+    out = ""
+    if trials:
+        rows = [[_e(s), trials[s], wins.get(s, 0), _num(wins.get(s, 0) / trials[s], ".2f") if trials[s] else "-"]
+                for s in sorted(trials, key=lambda s: -trials[s])]
+        out += ("<p>Success = a mutant that passed filters and gate and scored above its parent.</p>"
+                + _table(["strategy", "trials", "successes", "rate"], rows, numeric={1, 2, 3}))
+    ops = run.info.get("operators") or {}
+    if ops:
+        rows = [[_e(op), r.get("tried", 0), r.get("filtered", 0), r.get("rejected", 0), r.get("scored", 0),
+                 r.get("improved", 0)] for op, r in sorted(ops.items())]
+        out += ("<p>Per strategy and method (llm: the rewriter; frame / lexicon: framings and word edits).</p>"
+                + _table(["operator", "tried", "filtered", "rejected", "scored", "improved"], rows, numeric={1, 2, 3, 4, 5}))
+    return out or "<p>No strategy statistics in this run directory.</p>"
+
+
+def lineage(item: dict, candidates: dict[str, dict]) -> list[dict]:
+    """The item's ancestors back to its seed (both parents of a recombination), oldest first, then the item."""
+    seen, stack = {}, list(dig(item, "lineage", "parents", default=[]) or item.get("parents") or [])
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        seen[cid] = candidates.get(cid, {"id": cid})
+        stack += seen[cid].get("parents") or []
+    return sorted(seen.values(), key=lambda c: (c.get("generation", 0), c["id"])) + [item]
+
+
+def _step_row(c: dict, item_id: str) -> list:
+    s = c.get("score") or c  # candidates.jsonl nests scores; benchmark records hold them at the top
+    op = c.get("operator") or dig(c, "lineage", "operator")
+    method = c.get("method") or dig(c, "lineage", "method")
+    gen = c.get("generation", dig(c, "lineage", "generation"))
+    role = "item" if c["id"] == item_id else "seed" if op == "seed" or gen == 0 else "step"
+    return [gen if gen is not None else "-", _e(role), _e(f"{op}/{method}" if op and op != "seed" else op or "?"),
+            _e(c.get("text", "(not recorded)")), _num(s.get("fitness")), _num(s.get("refusal_prob"))]
+
+
+def _item(n: int, item: dict, candidates: dict[str, dict]) -> str:
+    safety = item.get("safety") or item.get("gate") or {}
+    verdict = safety.get("verdict", "unknown")
+    steps = [_step_row(c, item["id"]) for c in lineage(item, candidates)]
+    samples = item.get("samples") or []
+    texts = [s.get("text", "") for s in samples]
+    p = [s.get("refusal", 0.0) for s in samples]
+    classes = [CLASS_NAMES[k] for k in three_classes(None, [item.get("text", "")] * len(texts), texts, p)]
+    chain = " → ".join(dig(item, "lineage", "chain", default=[]) or ["(seed)"])
+    seed = item.get("seed") or {}
+    return f"""<div class="item" id="item-{_e(item['id'])}">
+<div class="meta">#{n} · {_e(item['id'])} · category {_e(item.get('category'))} · seed {_e(seed.get('id'))}</div>
+<div class="prompt">{_e(item.get('text'))}</div>
+<div class="meta">fitness {_num(item.get('fitness'))} · p(refusal) {_num(item.get('refusal_prob'))} · sampled refusal rate
+{_num(item.get('judge_refusal_rate'))} · seed similarity {_num(item.get('seed_similarity'))} · gate:
+<span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.get('p_safe'))})
+{_e(safety.get('reason') or '')}</div>
+<details open><summary>Lineage: {_e(chain)}</summary>
+{_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
+<details open><summary>{len(samples)} sampled responses of the target, with the refusal judge's verdicts</summary>
+{_table(["response", "p(refusal)", "verdict"], [[_e(t), _num(q), _e(c)] for t, q, c in zip(texts, p, classes)],
+        numeric={1}, row_class=[VERDICT_CLASS[c] for c in classes])}</details>
+</div>"""
+
+
+def _rejected(run: Run) -> str:
+    if not run.rejected:
+        return "<p>The gate rejected no candidate.</p>"
+    rows = [[r.get("generation", "-"), _e(r.get("id")), _e(r.get("text")), _e(dig(r, "gate", "verdict")),
+             _num(dig(r, "gate", "p_safe"))] for r in run.rejected]
+    return (f"<details><summary>{len(rows)} candidates the harmlessness gate rejected (never scored, never exported)"
+            f"</summary>{_table(['gen', 'id', 'instruction', 'verdict', 'p(safe)'], rows, numeric={0, 4})}</details>")
+
+
+def render(run: Run) -> str:
+    prov, info = run.provenance, run.info
+    facts = [("target", prov.get("target_model") or dig(run.config, "target", "model")),
+             ("rewriter", prov.get("rewriter_model")), ("gate", prov.get("gate_model")),
+             ("refusal judge", prov.get("refusal_judge")), ("generations", info.get("generations")),
+             ("lineages", info.get("lineages")), ("wall time (s)", info.get("wall_time_s")),
+             ("config hash", prov.get("config_hash")), ("evoprompt", prov.get("evoprompt_version")),
+             ("exported items", len(run.benchmark)), ("SFT / DPO pairs", f"{len(run.sft)} / {len(run.dpo)}")]
+    candidates = {c["id"]: c for c in run.candidates if "id" in c}
+    items = "".join(_item(n, r, candidates) for n, r in enumerate(run.benchmark, 1)) or (
+        "<p>No item was exported (none reached export.min_refusal with a refusing sample).</p>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>evoprompt run report: {_e(run.path.name)}</title>
+<style>{CSS}</style></head><body>
+<h1>evoprompt run report</h1>
+{_table(None, [[_e(k), _e(v)] for k, v in facts if v is not None])}
+<h2>Per generation</h2>
+{_generations(run)}
+<h2>Strategies</h2>
+{_strategies(run)}
+<h2 id="items">Exported items ({len(run.benchmark)})</h2>
+{items}
+<h2>Gate rejections</h2>
+{_rejected(run)}
+</body></html>
+"""
+
+
+def write_html_report(run_dir: Path) -> Path:
+    """Write report.html beside report.md from the run directory's files; returns its path."""
+    run = load_run(Path(run_dir))
+    path = run.path / "report.html"
+    path.write_text(render(run), encoding="utf-8")
+    return path
