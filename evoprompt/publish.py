@@ -182,7 +182,7 @@ def _row(*cells) -> str:
 
 def _gate_section(run: Run) -> list[str]:
     g = run.gate_calibration
-    lines = [f"The harmlessness gate (`{run.setting('gate', 'model', default='unknown')}`, mode "
+    lines = [f"The harmlessness gate (`{model_name(run.setting('gate', 'model'))}`, mode "
              f"`{run.setting('gate', 'mode', default='unknown')}`) judged every candidate before it could be scored; "
              "only candidates it passed reach `benchmark`, `sft` and `dpo`."]
     if not g:
