@@ -78,10 +78,6 @@ class Run:
     def chooser(self) -> dict:
         return self.summary.get("chooser") or self.checkpoint.get("chooser") or {}
 
-    @property
-    def seeds(self) -> dict:
-        return self.checkpoint.get("seeds") or {}
-
     def setting(self, *keys, default=None):
         """A configuration value: run.json's resolved config, else the provenance's flat `<role>_<key>` form."""
         v = dig(self.config, *keys)
