@@ -20,6 +20,7 @@ class RunProgress:
                                   console=self.console, transient=False)
         self._task = self._progress.add_task("run", total=generations, stats="", stage="")
         self.started = time.time()
+        self._stage, self._stage_t0, self._stage_s = None, time.time(), {}
 
     def __enter__(self):
         self._progress.start()
@@ -41,7 +42,20 @@ class RunProgress:
         self._progress.update(self._task, completed=max(t - 1, 0), stage=f"{label}")
 
     def stage(self, text: str) -> None:
+        self._close_stage()
+        self._stage, self._stage_t0 = text.split(":")[0], time.time()
         self._progress.update(self._task, stage=text)
+
+    def _close_stage(self) -> None:
+        if self._stage:
+            self._stage_s[self._stage] = self._stage_s.get(self._stage, 0.0) + time.time() - self._stage_t0
+        self._stage = None
+
+    def seconds_since_last(self) -> dict:
+        """Wall seconds per stage since the last call (a stage is the text before ':' in stage())."""
+        self._close_stage()
+        out, self._stage_s = {k: round(v, 1) for k, v in self._stage_s.items()}, {}
+        return out
 
     def generation_done(self, r: dict) -> None:
         acc = f"acc {r['accepted']}/{r['lineages']}" if r["gen"] else "acc -"

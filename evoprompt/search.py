@@ -305,13 +305,13 @@ def _finish(st, t, cands, accepted, dropped, stats, cfg, chooser, progress, run_
            "opener_prob": float(np.mean([c["score"]["opener_prob"] for c in population])),
            "best_ever": max((b["score"]["fitness"] for b in st.best.values()), default=None),
            "target_samples": st.counters.get("target_samples", 0),
-           "calls": progress.calls_since_last()}
+           "calls": progress.calls_since_last(), "seconds": progress.seconds_since_last()}
     st.history.extend({k: v for k, v in c.items() if k != "embedding"}
                       | {"score": {k: v for k, v in c["score"].items() if k != "samples"}} for c in cands)
     st.logbook.append(rec)
-    log.info("gen %d: scored %d, filtered %d, rejected %d, accepted %d/%d, elites %d, p(refusal) %.3f, best F %s",
-             t, rec["candidates"], filtered, rejected, accepted, rec["lineages"], rec["elites"], rec["refusal_prob"],
-             rec["best_ever"])
+    log.info("gen %d: scored %d, filtered %d, rejected %d, accepted %d/%d, elites %d, p(refusal) %.3f, best F %s, "
+             "seconds %s", t, rec["candidates"], filtered, rejected, accepted, rec["lineages"], rec["elites"],
+             rec["refusal_prob"], rec["best_ever"], rec["seconds"])
     st.chooser = chooser.state()
     st.generation = t
     progress.stage("checkpoint")
