@@ -2,11 +2,35 @@
 fitness, ETA; a summary table at the end."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+
+KILL_ENV = "EVOPROMPT_KILL_AT"
+_kill_hits = 0
+
+
+def kill_point(name: str) -> None:
+    """Fault-injection hook for the crash tests: with EVOPROMPT_KILL_AT="SUBSTR:N" in the environment, the
+    N-th call (counted in this process, from 1) whose name contains SUBSTR SIGKILLs this process. Without the
+    variable it does nothing. RunProgress.stage(text) calls it with the stage text; atomic writes call it
+    with "write FILENAME" between the fsync of the temporary file and the rename."""
+    global _kill_hits
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    substr, _, n = spec.rpartition(":")
+    if not substr or not n.isdigit():
+        return
+    if substr in name:
+        _kill_hits += 1
+        if _kill_hits == int(n):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunProgress:
@@ -42,6 +66,7 @@ class RunProgress:
         self._progress.update(self._task, completed=max(t - 1, 0), stage=f"{label}")
 
     def stage(self, text: str) -> None:
+        kill_point(text)
         self._close_stage()
         self._stage, self._stage_t0 = text.split(":")[0], time.time()
         self._progress.update(self._task, stage=text)

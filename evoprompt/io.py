@@ -1,0 +1,90 @@
+"""Atomic output files: a reader (or a crash) sees the old file or the new one, never half of one.
+
+Each writer puts the content into a temporary file in the same folder (so the rename never crosses a file
+system), flushes and fsyncs it, then os.replace()s it over the target and fsyncs the folder. A process killed
+before the rename leaves the old file untouched and at most a hidden `.NAME.tmp-PID` file, which the next
+write of NAME removes."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .progress import kill_point
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stale_temps(path: Path) -> None:
+    for old in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            old.unlink()
+        except OSError:
+            pass
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write data to path atomically (temp file in the same folder + fsync + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _stale_temps(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        kill_point(f"write {path.name}")  # test hook: a kill here must leave the old file whole
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Write text to path atomically."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def jsonl_text(records: Iterable[dict]) -> tuple[str, int]:
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+    return "".join(lines), len(lines)
+
+
+def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
+    """Write one JSON object per line atomically; returns the number of records written."""
+    text, n = jsonl_text(records)
+    atomic_write_text(path, text)
+    return n
+
+
+def atomic_write_json(path: str | Path, obj, **dumps_kw) -> None:
+    """json.dumps(obj, **dumps_kw) written atomically."""
+    atomic_write_text(path, json.dumps(obj, **dumps_kw))
+
+
+def atomic_savefig(fig, path: str | Path, **savefig_kw) -> None:
+    """matplotlib Figure.savefig into memory, then written atomically (format from the suffix unless given)."""
+    import io
+
+    path = Path(path)
+    buf = io.BytesIO()
+    savefig_kw.setdefault("format", path.suffix.lstrip(".") or "png")
+    fig.savefig(buf, **savefig_kw)
+    atomic_write_bytes(path, buf.getvalue())
