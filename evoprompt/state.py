@@ -1,13 +1,18 @@
 """Run state and checkpoints: everything a resume needs, as JSON, written atomically."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
+import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .io import atomic_write_text
+
+log = logging.getLogger("evoprompt.state")
 
 CHECKPOINT = "checkpoint.json"
 
@@ -37,23 +42,43 @@ def config_hash(cfg: dict) -> str:
 
 
 def save(state: RunState, run_dir: Path) -> None:
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(asdict(state), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / CHECKPOINT)
+    atomic_write_text(Path(run_dir) / CHECKPOINT, json.dumps(asdict(state)))
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Moves an unusable checkpoint to CHECKPOINT.corrupt-<timestamp> with one warning line; the run starts over."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{k}")
+        k += 1
+    path.replace(aside)
+    log.warning("checkpoint %s is unreadable (%s): moved to %s; starting the run from the seeds", path, why, aside.name)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(RunState)}
 
 
 def load(run_dir: Path, expected_hash: str) -> RunState | None:
-    path = run_dir / CHECKPOINT
+    """The checkpoint in run_dir, or None when there is none or it is unreadable (moved aside with a warning)."""
+    path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: unreadable checkpoint ({e}); remove it to start over") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        _set_aside(path, f"{type(e).__name__}: {e}")
+        return None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    if not isinstance(data, dict) or "config_hash" not in data or not set(data) <= _FIELDS:
+        _set_aside(path, "not a checkpoint of this evoprompt version")
+        return None
     if data.get("config_hash") != expected_hash:
         raise UserError(f"{path} was written with a different configuration; "
                         "use another hydra.run.dir or the same overrides")
-    return RunState(**data)
+    try:
+        return RunState(**data)
+    except TypeError as e:
+        _set_aside(path, str(e))
+        return None
