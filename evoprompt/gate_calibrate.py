@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import random
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from evoprompt.fitness.gate import HarmlessnessGate
 from . import metrics
 from .config import CacheConfig, GateConfig, typed
 from .errors import UserError
+from .io import atomic_write_text
 from .run import decoding, open_cache, role_backend
 
 XSTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest" / "xstest_prompts.csv"
@@ -130,12 +130,6 @@ def markdown(s: dict, gate: dict, files: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def calibrate(cfg, run_dir: Path) -> dict:
     c = OmegaConf.to_container(cfg, resolve=True)
     if not 0 < c["target_recall"] <= 1:
@@ -165,8 +159,8 @@ def calibrate(cfg, run_dir: Path) -> dict:
     result = {"gate": gate_info, "data": [str(f) for f in files], **s,
               "items": [{"text": t, "unsafe": y, "p_safe": p} for (t, y), p in zip(rows, p_safe)]}
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write(run_dir / "gate_calibration.json", json.dumps(result, indent=1))
-    _write(run_dir / "gate_calibration.md", markdown(s, gate_info, result["data"]))
+    atomic_write_text(run_dir / "gate_calibration.json", json.dumps(result, indent=1))
+    atomic_write_text(run_dir / "gate_calibration.md", markdown(s, gate_info, result["data"]))
     _print(s, g.threshold, run_dir)
     return result
 

@@ -13,7 +13,9 @@ from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.refusal.classifier import load_labelled, train_classifier
 
 from . import metrics
+from .config import CacheConfig, RoleConfig, typed
 from .errors import UserError
+from .io import atomic_write_text
 from .presets import target_preset
 from .run import open_cache, role_backend
 
@@ -46,7 +48,8 @@ def calibrate(cfg, run_dir: Path) -> None:
     data = _data(c)
     backend = None
     if c["judge"] == "llm":
-        backend = role_backend({"llm": target_preset(c["llm"])}, "llm", open_cache(c))
+        backend = role_backend(typed(RoleConfig, target_preset(c["llm"]), "llm"),
+                               open_cache(typed(CacheConfig, c["cache"], "cache")))
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"]) if c["judge"] == "classifier" else None
     judge = make_judge(c["judge"], embedder=embedder, backend=backend, model=c["judge_model"])
     console = Console()
@@ -63,4 +66,4 @@ def calibrate(cfg, run_dir: Path) -> None:
                       f"{ref['recall']:.3f}", f"{ref['f1']:.3f}", f"{com['f1']:.3f}", str(rep["confusion"]))
     console.print(table)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "calibration.json").write_text(json.dumps({"judge": c["judge"], "results": results}, indent=1))
+    atomic_write_text(run_dir / "calibration.json", json.dumps({"judge": c["judge"], "results": results}, indent=1))

@@ -9,11 +9,13 @@ Layout: with one format, `out` is that format's folder; with several, `out/hf`, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from statistics import mean
 
 from .errors import UserError, unknown
+from .io import atomic_write_jsonl, atomic_write_text
 from .harness import judge_info
 from .rundir import Run, dig, load_run
 
@@ -113,7 +115,7 @@ def eval_items(run: Run) -> list[dict]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    atomic_write_jsonl(path, rows)
 
 
 # ---------------------------------------------------------------- hf
@@ -149,7 +151,9 @@ def write_hf(run: Run, dest: Path, rejected: bool = False, license: str = "apach
         ds = Dataset.from_list(_table_rows(records[name]))
         path = dest / name / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True)
-        ds.to_parquet(str(path))
+        tmp = path.with_name(f".{path.name}.tmp")
+        ds.to_parquet(str(tmp))
+        os.replace(tmp, path)
         counts[name] = len(ds)
         configs[name] = {"data_files": [{"split": split, "path": f"{name}/{split}-*"}],
                          **({"default": True} if name == "benchmark" else {})}
@@ -164,7 +168,7 @@ def write_hf(run: Run, dest: Path, rejected: bool = False, license: str = "apach
                            annotations_creators=["machine-generated"], language_creators=["machine-generated"])
     MetadataConfigs(configs).to_dataset_card_data(data)
     DatasetInfosDict(infos).to_dataset_card_data(data)
-    DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(run, counts, license)}").save(dest / "README.md")
+    atomic_write_text(dest / "README.md", str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_body(run, counts, license)}")))
     return counts
 
 
@@ -303,9 +307,8 @@ def {task}(system_prompt: str | None = None) -> Task:
 
 def write_inspect(run: Run, dest: Path, **_) -> dict:
     _write_jsonl(dest / "benchmark.jsonl", eval_items(run))
-    (dest / "task.py").write_text(INSPECT_TASK.format(title=pretty_name(run), task=TASK,
-                                                      config_hash=run.provenance.get("config_hash", "unknown")),
-                                  encoding="utf-8")
+    atomic_write_text(dest / "task.py", INSPECT_TASK.format(title=pretty_name(run), task=TASK,
+                                                            config_hash=run.provenance.get("config_hash", "unknown")))
     return {"items": len(run.benchmark)}
 
 
@@ -354,10 +357,9 @@ metadata:
 
 def write_lm_eval(run: Run, dest: Path, **_) -> dict:
     _write_jsonl(dest / "benchmark.jsonl", eval_items(run))
-    (dest / "utils.py").write_text(LM_EVAL_UTILS.format(title=pretty_name(run)), encoding="utf-8")
-    (dest / f"{TASK}.yaml").write_text(LM_EVAL_YAML.format(title=pretty_name(run), task=TASK, **judge_info(),
-                                                           config_hash=run.provenance.get("config_hash", "unknown")),
-                                       encoding="utf-8")
+    atomic_write_text(dest / "utils.py", LM_EVAL_UTILS.format(title=pretty_name(run)))
+    atomic_write_text(dest / f"{TASK}.yaml", LM_EVAL_YAML.format(title=pretty_name(run), task=TASK, **judge_info(),
+                                                                 config_hash=run.provenance.get("config_hash", "unknown")))
     return {"items": len(run.benchmark), "task": TASK}
 
 

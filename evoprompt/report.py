@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .io import atomic_savefig, atomic_write_text  # noqa: E402
+
 
 def plot_fitness(logbook: list[dict], path: Path) -> None:
     gens = [r["gen"] for r in logbook]
@@ -23,7 +25,7 @@ def plot_fitness(logbook: list[dict], path: Path) -> None:
     ax.set_xticks(gens)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -43,7 +45,7 @@ def bar_chart(series: dict[str, list[dict]], groups: list[str], title: str, path
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -85,4 +87,4 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
         lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
     lines += ["", "## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]
     lines += ["", "## Resolved configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines))

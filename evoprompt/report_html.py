@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 
+from .io import atomic_write_text  # noqa: E402
 from .report import plot_fitness  # noqa: E402
 from .rundir import Run, dig, load_run  # noqa: E402
 
@@ -195,5 +196,5 @@ def write_html_report(run_dir: Path) -> Path:
     """Write report.html beside report.md from the run directory's files; returns its path."""
     run = load_run(Path(run_dir))
     path = run.path / "report.html"
-    path.write_text(render(run), encoding="utf-8")
+    atomic_write_text(path, render(run))
     return path

@@ -73,9 +73,17 @@ class EmbeddingRefusalClassifier:
         return [float(p) for p in 1.0 / (1.0 + np.exp(-z))]
 
     def save(self, path) -> None:
-        np.savez_compressed(path, weights=np.asarray(self.weights, dtype=np.float32), bias=np.float64(self.bias),
+        """An .npz file (".npz" is appended when path lacks it, as numpy does), written atomically."""
+        import io
+
+        from evoprompt.io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, weights=np.asarray(self.weights, dtype=np.float32), bias=np.float64(self.bias),
                             features=np.array(FEATURES),
                             metadata=np.array(json.dumps(self.metadata, sort_keys=True)))
+        path = str(path)
+        atomic_write_bytes(path if path.endswith(".npz") else path + ".npz", buf.getvalue())
 
     @classmethod
     def load(cls, path=SHIPPED, embedder=None) -> "EmbeddingRefusalClassifier":
