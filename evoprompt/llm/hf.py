@@ -125,51 +125,95 @@ class HFBackend:
         for i in range(0, len(order), self.batch_size):
             yield order[i:i + self.batch_size]
 
+    def _prefill(self, prompts: list[list[int]]):
+        """One forward pass over distinct prompts, left-padded: (input_ids, mask, positions, cache, logits).
+        Positions follow the attention mask as `generate` computes them, so the cache can be continued."""
+        torch = self.torch
+        width = max(map(len, prompts))
+        ids = torch.tensor([[self.tok.pad_token_id] * (width - len(x)) + x for x in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=self.device)
+        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        with torch.no_grad():
+            o = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        return ids, mask, pos, o.past_key_values, o.logits
+
+    def _rows(self, cache, idx):
+        """A new cache holding the given rows of `cache` (a prompt's prefix, once per sample or response)."""
+        from transformers import DynamicCache
+
+        rows = DynamicCache()
+        for layer, kv in enumerate(cache.layers):
+            rows.update(kv.keys[idx], kv.values[idx], layer)
+        return rows
+
+    def _groups(self, keys: list[tuple], per_key: int):
+        """Distinct keys in chunks whose rows (per_key each) fill about one batch; similar lengths together."""
+        distinct = sorted(set(keys), key=lambda k: (len(k), k))
+        step = max(1, self.batch_size // max(1, per_key))
+        for i in range(0, len(distinct), step):
+            yield distinct[i:i + step]
+
     def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+        """Each distinct prompt is prefilled once; its n samples continue from copies of that cache."""
         from transformers import GenerationConfig, LogitsProcessorList
 
         torch = self.torch
-        prompts = [self.prompt_ids(c) for c in chats]
-        rows = [(i, j) for i in range(len(chats)) for j in range(n)]
+        prompts = [tuple(self.prompt_ids(c)) for c in chats]
+        where: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prompts):
+            where.setdefault(p, []).append(i)
         out: list[list[Sample | None]] = [[None] * n for _ in chats]
         gen_cfg = GenerationConfig(do_sample=False, max_new_tokens=decoding.max_new_tokens,
                                    eos_token_id=sorted(self.eos_ids), pad_token_id=self.tok.pad_token_id)
-        for batch in self._batches(rows, key=lambda r: len(prompts[rows[r][0]])):
-            ids = [prompts[rows[r][0]] for r in batch]
-            width = max(map(len, ids))
-            input_ids = torch.tensor([[self.tok.pad_token_id] * (width - len(x)) + x for x in ids])
-            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-            sampler = _GumbelSampler(
-                [row_seed(seed, self.tok.decode(prompts[rows[r][0]]), rows[r][1]) for r in batch], decoding, self.device)
+        for group in self._groups(prompts, n):
+            ids, mask, _, cache, _ = self._prefill([list(p[:-1]) for p in group])
+            last = torch.tensor([[p[-1]] for p in group], device=self.device)
+            full_ids, full_mask = torch.cat([ids, last], 1), torch.cat([mask, torch.ones_like(last)], 1)
+            rows = [(g, j) for g in range(len(group)) for j in range(n)]
+            idx = torch.tensor([g for g, _ in rows], device=self.device)
+            texts = [self.tok.decode(list(p)) for p in group]
+            sampler = _GumbelSampler([row_seed(seed, texts[g], j) for g, j in rows], decoding, self.device)
             with torch.no_grad():
-                seqs = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                           generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]))
-            for k, r in enumerate(batch):
+                seqs = self.model.generate(input_ids=full_ids[idx], attention_mask=full_mask[idx],
+                                           past_key_values=self._rows(cache, idx), generation_config=gen_cfg,
+                                           logits_processor=LogitsProcessorList([sampler]))
+            width = full_ids.shape[1]
+            for k, (g, j) in enumerate(rows):
                 new = seqs[k, width:].tolist()
                 end = next((p + 1 for p, t in enumerate(new) if t in self.eos_ids), len(new))
-                i, j = rows[r]
-                out[i][j] = Sample(self.tok.decode(new[:end], skip_special_tokens=True).strip(),
-                                   sampler.logprobs[k][:end])
+                sample = Sample(self.tok.decode(new[:end], skip_special_tokens=True).strip(), sampler.logprobs[k][:end])
+                for i in where[group[g]]:
+                    out[i][j] = sample
         return out  # type: ignore[return-value]
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
+        """Each distinct prompt is run once; its responses continue from copies of its cache (the gate's two
+        labels and the refusal openers share long prompts)."""
         torch = self.torch
-        pairs = [(self.prompt_ids(c), self.tok(r, add_special_tokens=False)["input_ids"])
-                 for c, r in zip(chats, responses)]
-        out: list[Sample | None] = [None] * len(pairs)
-        for batch in self._batches(pairs, key=lambda r: len(pairs[r][0]) + len(pairs[r][1])):
-            seqs = [pairs[r][0] + pairs[r][1] for r in batch]
-            width = max(map(len, seqs))
-            input_ids = torch.tensor([s + [self.tok.pad_token_id] * (width - len(s)) for s in seqs])
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        prompts = [tuple(self.prompt_ids(c)) for c in chats]
+        ys = [self.tok(r, add_special_tokens=False)["input_ids"] for r in responses]
+        by_prompt: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_prompt.setdefault(p, []).append(i)
+        out: list[Sample | None] = [Sample(r, []) if not y else None for r, y in zip(responses, ys)]
+        per = max(len(v) for v in by_prompt.values()) if by_prompt else 1
+        for group in self._groups(prompts, per):
+            ids, mask, pos, cache, logits = self._prefill([list(p) for p in group])
+            first = logits[:, -1].float().log_softmax(-1)
+            rows = [(g, i) for g, p in enumerate(group) for i in by_prompt[p] if ys[i]]
+            if not rows:
+                continue
+            idx = torch.tensor([g for g, _ in rows], device=self.device)
+            width = max(len(ys[i]) for _, i in rows)
+            y_ids = torch.tensor([ys[i] + [self.tok.pad_token_id] * (width - len(ys[i])) for _, i in rows],
+                                 device=self.device)
+            y_mask = torch.tensor([[1] * len(ys[i]) + [0] * (width - len(ys[i])) for _, i in rows], device=self.device)
+            y_pos = pos[idx, -1:] + 1 + torch.arange(width, device=self.device)[None, :]
             with torch.no_grad():
-                logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            for k, r in enumerate(batch):
-                p, y = pairs[r]
-                if not y:
-                    out[r] = Sample(responses[r], [])
-                    continue
-                pred = logits[k, len(p) - 1:len(p) + len(y) - 1].float().log_softmax(-1)
-                lps = pred.gather(1, torch.tensor(y, device=pred.device)[:, None])[:, 0].tolist()
-                out[r] = Sample(responses[r], lps)
+                more = self.model(input_ids=y_ids, attention_mask=torch.cat([mask[idx], y_mask], 1), position_ids=y_pos,
+                                  past_key_values=self._rows(cache, idx)).logits.float().log_softmax(-1)
+            for k, (g, i) in enumerate(rows):
+                y = ys[i]
+                lps = [first[g, y[0]].item()] + [more[k, t - 1, y[t]].item() for t in range(1, len(y))]
+                out[i] = Sample(responses[i], lps)
         return out  # type: ignore[return-value]
