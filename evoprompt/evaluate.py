@@ -6,7 +6,7 @@ the three response classes, mean log p(y|x). Every rate has a bootstrap 95% inte
 from __future__ import annotations
 
 import csv
-import json
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -21,8 +21,12 @@ from evoprompt.fitness.refusal import CLASS_NAMES, make_judge, three_classes
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 from evoprompt.seeds import load_seeds
 
+from evoprompt.llm import Decoding
+
 from . import metrics
+from .config import CacheConfig, DecodingConfig, GateConfig, RoleConfig, typed
 from .errors import UserError
+from .io import atomic_write_jsonl, atomic_write_text
 from .presets import target_preset
 from .report import bar_chart
 from .run import decoding, open_cache, role_backend
@@ -43,11 +47,17 @@ def system_prompt(c: dict) -> str | None:
 
 
 def _defined(fn, tokens) -> float:
-    """A lexical metric, or NaN where the set is too small for it (e.g. MSTTR below one segment)."""
+    """A metric, or NaN (printed "n/a") where the set is too small for it (e.g. MSTTR below one segment,
+    semantic diversity of a one-prompt set)."""
     try:
         return float(fn(tokens))
     except ValueError:
         return float("nan")
+
+
+def role(preset: dict, where: str) -> RoleConfig:
+    """A target preset (or the judge's) as the typed role run.role_backend takes."""
+    return typed(RoleConfig, preset, where)
 
 
 def rate_row(values, n_boot: int, seed: int) -> tuple[float, float, float]:
@@ -68,12 +78,12 @@ def evaluate(cfg, run_dir: Path) -> None:
             for p in c["sets"]}
     run_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
-    cache = open_cache(c)
+    cache = open_cache(typed(CacheConfig, c["cache"], "cache"))
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"])
     rj = c["refusal_judge"]
     judge_backend = None
     if rj["name"] == "llm":
-        judge_backend = role_backend({"j": target_preset(rj["model"] or c["targets"][0])}, "j", cache)
+        judge_backend = role_backend(role(target_preset(rj["model"] or c["targets"][0]), "refusal_judge.model"), cache)
     judge = make_judge(rj["name"], embedder=embedder, backend=judge_backend, model=rj["model"])
     anchored, substring = AnchoredPhraseJudge(), SubstringPhraseJudge()
     rows: list[dict] = []
@@ -83,46 +93,46 @@ def evaluate(cfg, run_dir: Path) -> None:
 
     gate = None
     if c["safety"]:
-        g = c["gate"]
-        gate = HarmlessnessGate(role_backend({"gate": g}, "gate", cache), g["mode"], g["threshold"], g["prompt"],
-                                g["blocklist"], decoding(g))
+        g = typed(GateConfig, c["gate"], "gate")
+        gate = HarmlessnessGate(role_backend(g, cache), g.mode, g.threshold, g.prompt, g.blocklist, decoding(g))
     for name, texts in sets.items():
         console.print(f"[bold]{name}[/]: {len(texts)} prompts")
         tokens = [t for x in texts for t in metrics.tokenize(x)]
         add(name, "-", "n", len(texts))
         for label, fn in (("MSTTR", metrics.msttr), ("HD-D", metrics.hdd), ("MTLD", metrics.mtld)):
             add(name, "-", label, _defined(fn, tokens))
-        add(name, "-", "semantic diversity", metrics.semantic_diversity(embedder(texts)))
+        add(name, "-", "semantic diversity", _defined(metrics.semantic_diversity, embedder(texts)))
         if gate:
             safe = [v.safe for v in gate.judge([(x, "") for x in texts], c["seed"])]
             add(name, "-", "safety rate", *rate_row(safe, c["bootstrap"], c["seed"]))
 
     sp = system_prompt(c)
+    d = typed(DecodingConfig, c["decoding"], "decoding")
+    dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
     for tname, tcfg in targets.items():
-        backend = role_backend({"target": tcfg}, "target", cache)
+        backend = role_backend(role(tcfg, f"targets[{tname}]"), cache)
         chats = [([{"role": "system", "content": sp}] if sp else []) + [{"role": "user", "content": x}]
                  for texts in sets.values() for x in texts]
         console.print(f"[bold]{tname}[/]: {len(chats)} responses ({'cached where possible' if cache else 'no cache'})")
-        samples = [s[0] for s in backend.generate(chats, 1, decoding(c), c["seed"])]
-        pos = 0
-        with open(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", "w", encoding="utf-8") as out:
-            for name, texts in sets.items():
-                ys = [s.text for s in samples[pos:pos + len(texts)]]
-                lps = [s.logprob for s in samples[pos:pos + len(texts)]]
-                pos += len(texts)
-                p_ref = judge.prob(texts, ys)
-                classes = three_classes(judge, texts, ys, p_ref)
-                b, sd = c["bootstrap"], c["seed"]
-                add(name, tname, "PRR", *rate_row(anchored.prob(texts, ys), b, sd))
-                add(name, tname, "PRR-substring", *rate_row(substring.prob(texts, ys), b, sd))
-                add(name, tname, "CRR", *rate_row([p >= 0.5 for p in p_ref], b, sd))
-                counts = Counter(classes)
-                for k, label in enumerate(CLASS_NAMES):
-                    add(name, tname, label, counts.get(k, 0))
-                add(name, tname, "mean log p(y|x)", *rate_row(lps, b, sd))
-                for x, y, lp, p, k in zip(texts, ys, lps, p_ref, classes):
-                    out.write(json.dumps({"set": name, "prompt": x, "response": y, "logprob": lp,
-                                          "p_refusal": p, "class": CLASS_NAMES[k]}, ensure_ascii=False) + "\n")
+        samples = [s[0] for s in backend.generate(chats, 1, dec, c["seed"])]
+        pos, responses = 0, []
+        for name, texts in sets.items():
+            ys = [s.text for s in samples[pos:pos + len(texts)]]
+            lps = [s.logprob for s in samples[pos:pos + len(texts)]]
+            pos += len(texts)
+            p_ref = judge.prob(texts, ys)
+            classes = three_classes(judge, texts, ys, p_ref)
+            b, sd = c["bootstrap"], c["seed"]
+            add(name, tname, "PRR", *rate_row(anchored.prob(texts, ys), b, sd))
+            add(name, tname, "PRR-substring", *rate_row(substring.prob(texts, ys), b, sd))
+            add(name, tname, "CRR", *rate_row([p >= 0.5 for p in p_ref], b, sd))
+            counts = Counter(classes)
+            for k, label in enumerate(CLASS_NAMES):
+                add(name, tname, label, counts.get(k, 0))
+            add(name, tname, "mean log p(y|x)", *rate_row(lps, b, sd))
+            responses += [{"set": name, "prompt": x, "response": y, "logprob": lp, "p_refusal": p,
+                           "class": CLASS_NAMES[k]} for x, y, lp, p, k in zip(texts, ys, lps, p_ref, classes)]
+        atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
     write_results(run_dir, rows, list(sets), list(targets), c, console)
 
 
@@ -138,10 +148,11 @@ def _fmt(r: dict) -> str:
 
 
 def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: dict, console) -> None:
-    with open(run_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(run_dir / "results.csv", buf.getvalue())
     get = {(r["set"], r["target"], r["metric"]): r for r in rows}
     per_pair = ["PRR", "PRR-substring", "CRR", *CLASS_NAMES, "mean log p(y|x)"]
     per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c["safety"] else [])
@@ -156,7 +167,7 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
         lines.append("")
     lines += ["## Instruction sets", "", "| set | " + " | ".join(per_set) + " |", "|---" * (len(per_set) + 1) + "|"]
     lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, "-", m)]) for m in per_set) + " |" for s in sets]
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     for t in targets:
         bar_chart({m: [get[(s, t, m)] for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
                   f"refusal rates: {t}", run_dir / f"refusal_{t.replace('/', '_')}.png")

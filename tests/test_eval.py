@@ -74,3 +74,30 @@ def test_judge_calibrate_and_train_on_labelled_files(tmp_path):
 def test_judge_calibrate_missing_file(tmp_path):
     r = evoprompt("judge-calibrate", "data=[/no/such.csv]", f"hydra.run.dir={tmp_path}")
     assert r.returncode != 0 and "labelled file not found: /no/such.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_prompt_set_metrics_are_na_not_a_crash():
+    import math
+
+    from evoprompt import metrics
+    from evoprompt.evaluate import _defined, _fmt
+
+    v = _defined(metrics.semantic_diversity, [[0.6, 0.8]])
+    assert math.isnan(v) and _fmt({"value": v, "lo": None, "hi": None}) == "n/a"
+    assert _defined(metrics.semantic_diversity, [[1.0, 0.0], [0.0, 1.0]]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_eval_on_a_one_prompt_set(tmp_path):
+    """A one-prompt set: semantic diversity and MSTTR are n/a, not a traceback (and the cache config is typed)."""
+    f = tmp_path / "one.jsonl"
+    f.write_text('{"text": "How do I kill a Python process?"}\n')
+    out = tmp_path / "out"
+    r = evoprompt("eval", f"sets=[{f}]", "decoding.max_new_tokens=8", "bootstrap=50", "safety=false",
+                  f"cache.path={tmp_path / 'c.sqlite'}", f"hydra.run.dir={out}")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    sets_table = (out / "report.md").read_text().split("## Instruction sets")[1]
+    row = next(l for l in sets_table.splitlines() if l.startswith("| one |"))
+    assert row.split("|")[2].strip() == "1" and row.split("|")[6].strip() == "n/a"
+    assert [json.loads(l)["prompt"] for l in open(out / "responses_embedded.jsonl")] == ["How do I kill a Python process?"]
+    assert not list(out.glob(".*tmp*"))

@@ -107,3 +107,22 @@ def test_anchored_beats_substring_on_xstest_human_labels():
     f1 = [binary_report([r[2] for r in rows], [int(j.refuses(r[1])) for r in rows])["refusal"]["f1"]
           for j in (anchored, SubstringPhraseJudge())]
     assert f1[0] > f1[1] + 0.03
+
+
+def test_configured_openers_are_refusals_by_the_phrase_rule():
+    """The opener prior and the phrase judge agree: every opener starts a refusal, none is a disclaimer."""
+    from omegaconf import OmegaConf
+
+    from evoprompt.fitness.refusal.phrases import PREAMBLES, normalise
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "evoprompt" / "conf" / "config.yaml")
+    openers = list(cfg.fitness.openers)
+    assert openers and "As an AI" not in openers
+    for o in openers:
+        assert not normalise(o).startswith(PREAMBLES), o
+        assert anchored.refuses(o) or anchored.refuses(f"{o}, but no."), o
+    # "As an AI" counts only when a refusal follows it
+    assert not anchored.refuses("As an AI, but no.")
+    assert not anchored.refuses("As an AI, I don't have opinions. However, here are both sides.")
+    assert anchored.refuses("As an AI, I cannot help with that.")
+    assert anchored.refuses("As an AI language model. I won't write that.")

@@ -1,6 +1,9 @@
 """q(x) = sum_o p_target(o | x) over refusal openers o: the target's own probability that its answer to
 x starts with a refusal. An exact marginal of a refusal event, so log q(x) <= log p(r|x), and it moves
-smoothly with x even when none of the K samples refuses."""
+smoothly with x even when none of the K samples refuses.
+
+Openers must be refusal heads by the phrase judge's rule (phrases.py): an AI disclaimer ("As an AI, I don't have
+opinions. However, ...") is no refusal there, so "As an AI" is no opener either (tests/test_refusal_judges.py)."""
 from __future__ import annotations
 
 import math
