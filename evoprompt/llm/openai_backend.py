@@ -1,86 +1,208 @@
 """Backend for any OpenAI-compatible server (vLLM's `api_server`, hosted APIs).
 
-Requests run concurrently in threads, spread round-robin over `base_urls`, and are retried with
-exponential backoff on rate limits, server errors, connection errors and timeouts; a retry takes the
-next endpoint in the rotation. The API key is read from the environment variable named by `api_key_env`
-and only handed to the client. `score` needs vLLM's `prompt_logprobs` extension of /v1/completions and the model's
-tokenizer on this machine (to chat-template x the way the server does)."""
+Requests run concurrently in threads, spread round-robin over `base_urls`. Constructing the backend makes no
+network call: the clients are built on first use, and whether the server returns log-probs (unless given by
+`supports_logprobs`) is probed then.
+
+Faults are retried a bounded number of times (`max_retries`), each retry on the next endpoint of the rotation,
+after an exponential backoff (`backoff` * 2**attempt, jittered, at most `max_backoff` seconds): HTTP 5xx, 408,
+429 (waiting what its Retry-After asks, capped at `max_backoff`), dropped connections, read timeouts
+(`timeout`), and answers that cannot be read (not JSON, no choices, log-probs missing though asked for; these at
+most `max_malformed` times, so a server that never sends them fails fast). Other HTTP errors (400, 401, 404, ...)
+are not retried. Every failure that reaches the user is one line naming the model and the endpoint.
+
+The API key is read from the environment variable named by `api_key_env` and handed only to the client; it is
+kept out of every message and log line (a server that echoes it back is redacted). `score` needs vLLM's
+`prompt_logprobs` extension of /v1/completions and the model's tokenizer on this machine (to chat-template x the
+way the server does)."""
 from __future__ import annotations
 
+import email.utils
 import itertools
+import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from .base import BackendError, Chat, Decoding, Sample
 from .embedded import EMBEDDED_LLM, resolve_model_path
+
+log = logging.getLogger("evoprompt.openai")
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class Malformed(Exception):
+    """A 200 answer that cannot be used (retried at most max_malformed times)."""
+
+
+def safe_url(url: str | None) -> str:
+    """url without user:password@ (credentials never reach a message)."""
+    if not url:
+        return str(url)
+    parts = urlsplit(str(url))
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts)
+
+
+def retry_after(e) -> float | None:
+    """Seconds asked for by a Retry-After (or retry-after-ms) header of an HTTP error, else None."""
+    headers = getattr(getattr(e, "response", None), "headers", None)
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
 
 
 class OpenAIBackend:
     def __init__(self, model: str, base_url: str | None = None, base_urls: list[str] | None = None,
                  api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 8, timeout: float = 60.0,
                  max_retries: int = 6, supports_logprobs: bool | None = None, backoff: float = 0.5,
-                 max_backoff: float = 30.0):
-        import openai
-
+                 max_backoff: float = 30.0, max_malformed: int = 2):
         self.model_id = model
-        key = os.environ.get(api_key_env) or "EMPTY"  # local servers accept any key
-        self.clients = [openai.OpenAI(base_url=u, api_key=key, timeout=timeout, max_retries=0)
-                        for u in (base_urls or [base_url])]
-        self._turn = itertools.count()
+        self.urls = list(base_urls or [base_url])  # None: the client's default (OPENAI_BASE_URL or api.openai.com)
+        self.api_key_env = api_key_env
+        self.timeout = timeout
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
+        self.max_malformed = max_malformed
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._supports_logprobs = supports_logprobs
+        self._clients = None
+        self._clients_lock = threading.Lock()
+        self._turn = itertools.count()
         self._tok = None
         self._tok_lock = threading.Lock()
 
-    def _call(self, request: Callable):
-        """request(client) with retries; transient failures wait backoff * 2**attempt (jittered)."""
+    # ---- clients, made on first use
+    def _key(self) -> str:
+        return os.environ.get(self.api_key_env) or "EMPTY"  # local servers accept any key
+
+    @property
+    def clients(self) -> list:
+        with self._clients_lock:
+            if self._clients is None:
+                import openai
+
+                self._clients = [openai.OpenAI(base_url=u, api_key=self._key(), timeout=self.timeout, max_retries=0)
+                                 for u in self.urls]
+            return self._clients
+
+    def _redact(self, text: str) -> str:
+        """One line, without the API key (nor anything after 'Bearer ')."""
+        key = self._key()
+        if key and key != "EMPTY":
+            text = text.replace(key, "***")
+        text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
+        return " ".join(text.split())[:500]
+
+    def _where(self, k: int) -> str:
+        url = self.urls[k] or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return f"{self.model_id} at {safe_url(url)}"
+
+    # ---- requests with retries
+    def _call(self, request: Callable, check: Callable | None = None):
+        """request(client) with bounded retries; check(response) raises Malformed for an unusable answer."""
         import openai
 
+        malformed = 0
         for attempt in range(self.max_retries + 1):
-            client = self.clients[next(self._turn) % len(self.clients)]
+            k = next(self._turn) % len(self.urls)
+            client = self.clients[k]
+            wait = None
             try:
-                return request(client)
-            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
-                if attempt == self.max_retries:
-                    raise BackendError(f"{self.model_id} at {client.base_url}: gave up after "
-                                       f"{attempt + 1} tries: {type(e).__name__}: {e}") from None
-                time.sleep(min(self.max_backoff, self.backoff * 2 ** attempt) * random.uniform(0.5, 1.0))
+                resp = request(client)
+                if check is not None:
+                    check(resp)
+                return resp
+            except openai.APITimeoutError:
+                why = f"no answer within the {self.timeout:g} s timeout"
+            except openai.APIConnectionError as e:
+                cause = e.__cause__ or e.__context__
+                why = f"connection failed ({type(cause).__name__ if cause else type(e).__name__})"
+            except openai.APIStatusError as e:
+                why = f"HTTP {e.status_code} ({type(e).__name__}): {e.message}"
+                if e.status_code not in RETRY_STATUS:
+                    raise BackendError(self._redact(f"{self._where(k)}: {why}")) from None
+                if e.status_code == 429:
+                    wait = retry_after(e)
+            except (json.JSONDecodeError, openai.APIResponseValidationError, Malformed) as e:
+                malformed += 1
+                why = (f"unusable answer: {e}" if isinstance(e, Malformed) else
+                       f"unusable answer: not valid JSON ({type(e).__name__})")
+                if malformed > self.max_malformed:
+                    raise BackendError(self._redact(f"{self._where(k)}: {why} ({malformed} times)")) from None
             except openai.APIError as e:
-                raise BackendError(f"{self.model_id} at {client.base_url}: {type(e).__name__}: {e}") from None
+                raise BackendError(self._redact(f"{self._where(k)}: {type(e).__name__}: {e}")) from None
+            if attempt == self.max_retries:
+                raise BackendError(self._redact(f"{self._where(k)}: gave up after {attempt + 1} tries; last: {why}"))
+            if wait is None:
+                wait = self.backoff * 2 ** attempt * random.uniform(0.5, 1.0)
+            wait = min(self.max_backoff, wait)
+            log.info("%s", self._redact(f"{self._where(k)}: {why}; retry {attempt + 1}/{self.max_retries} "
+                                        f"in {wait:.2f} s"))
+            time.sleep(wait)
 
     def _map(self, fn: Callable, items: list) -> list:
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(items)))) as pool:
             return list(pool.map(fn, items))  # input order
 
+    @staticmethod
+    def _choices(resp, n: int) -> list:
+        choices = getattr(resp, "choices", None)
+        if not isinstance(choices, list) or len(choices) < n:
+            raise Malformed(f"expected {n} choice(s), got {len(choices) if isinstance(choices, list) else 'none'}")
+        return choices
+
     @property
     def supports_logprobs(self) -> bool:
         if self._supports_logprobs is None:
             probe = self._call(lambda c: c.chat.completions.create(
-                model=self.model_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, logprobs=True))
+                model=self.model_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, logprobs=True),
+                lambda r: self._choices(r, 1))
             self._supports_logprobs = bool(probe.choices[0].logprobs and probe.choices[0].logprobs.content)
+            if not self._supports_logprobs:
+                log.info("%s: the server returns no logprobs", self._where(0))
         return self._supports_logprobs
 
     def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
         logprobs = self.supports_logprobs
         greedy = decoding.temperature <= 0
 
+        def check(resp):
+            for choice in self._choices(resp, n):
+                if logprobs and not (choice.logprobs and choice.logprobs.content):
+                    raise Malformed("the server returned no logprobs (set supports_logprobs: false for this role "
+                                    "or use a server that returns them)")
+
         def one(chat: Chat) -> list[Sample]:
             resp = self._call(lambda c: c.chat.completions.create(
                 model=self.model_id, messages=chat, n=n, seed=seed, logprobs=logprobs,
                 temperature=0.0 if greedy else decoding.temperature, top_p=1.0 if greedy else decoding.top_p,
-                max_tokens=decoding.max_new_tokens))
+                max_tokens=decoding.max_new_tokens), check)
             samples = []
-            for choice in sorted(resp.choices, key=lambda ch: ch.index):
-                if logprobs and not (choice.logprobs and choice.logprobs.content):
-                    raise BackendError(f"{self.model_id}: the server returned no logprobs; "
-                                       "set supports_logprobs: false for this role or use a server that has them")
+            for choice in sorted(resp.choices, key=lambda ch: ch.index)[:n]:
                 lps = [t.logprob for t in choice.logprobs.content] if logprobs else []
                 samples.append(Sample((choice.message.content or "").strip(), lps))
             return samples
@@ -99,9 +221,9 @@ class OpenAIBackend:
             return self._tok
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
-        if not self.supports_logprobs:
-            raise BackendError(f"{self.model_id}: scoring needs a server that returns logprobs")
         tok = self._tokenizer()
+        if not self.supports_logprobs:
+            raise BackendError(f"{self._where(0)}: scoring needs a server that returns logprobs")
 
         def one(pair: tuple[Chat, str]) -> Sample:
             chat, response = pair
@@ -110,12 +232,20 @@ class OpenAIBackend:
             y = tok(response, add_special_tokens=False)["input_ids"]
             if not y:
                 return Sample(response, [])
+
+            def check(resp):
+                per_pos = getattr(self._choices(resp, 1)[0], "prompt_logprobs", None)
+                if not per_pos:
+                    raise Malformed("the server ignored prompt_logprobs on /v1/completions (a vLLM extension; "
+                                    "scoring needs it)")
+                if len(per_pos) < len(x) + len(y) or any(
+                        not isinstance(per_pos[len(x) + k], dict) or str(t) not in per_pos[len(x) + k]
+                        for k, t in enumerate(y)):
+                    raise Malformed("prompt_logprobs do not cover the response tokens")
+
             resp = self._call(lambda c: c.completions.create(
-                model=self.model_id, prompt=x + y, max_tokens=1, extra_body={"prompt_logprobs": 0}))
-            per_pos = getattr(resp.choices[0], "prompt_logprobs", None)
-            if not per_pos:
-                raise BackendError(f"{self.model_id}: the server ignored prompt_logprobs on /v1/completions "
-                                   "(a vLLM extension); scoring needs it")
+                model=self.model_id, prompt=x + y, max_tokens=1, extra_body={"prompt_logprobs": 0}), check)
+            per_pos = resp.choices[0].prompt_logprobs
             return Sample(response, [per_pos[len(x) + k][str(t)]["logprob"] for k, t in enumerate(y)])
 
         return self._map(one, list(zip(chats, responses)))
