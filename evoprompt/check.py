@@ -14,6 +14,7 @@ from evoprompt.seeds import load_seeds
 
 from .errors import UserError
 from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
+from .llm.openai_backend import safe_url
 from .run import ROLES, validate
 
 
@@ -58,9 +59,9 @@ def _server(role: dict) -> list[str]:
             headers = {"Authorization": f"Bearer {os.environ.get(key_env, 'EMPTY')}"}
             r = httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=5)
             if r.status_code >= 400:
-                problems.append(f"server {url} answered {r.status_code} to /models")
+                problems.append(f"server {safe_url(url)} answered {r.status_code} to /models")
         except httpx.HTTPError as e:
-            problems.append(f"server {url} not answering ({type(e).__name__})")
+            problems.append(f"server {safe_url(url)} not answering ({type(e).__name__})")
     return problems
 
 

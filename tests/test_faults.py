@@ -212,3 +212,79 @@ def test_unopenable_cache_path_runs_without_cache(tmp_path, caplog):
     (tmp_path / "calls.sqlite").mkdir()  # a folder where the file should be
     cache, inner, _ = _works(tmp_path / "calls.sqlite", caplog, "running without the cache")
     assert cache.disabled and inner.prompts == 8
+
+
+# ---------------------------------------------------------------- a real run killed at many points
+# (EVOPROMPT_KILL_AT spec, where it lands). Counts restart in every process and a resumed process skips the
+# generations its checkpoint holds, so each spec names the point the next process reaches.
+KILLS = [
+    ("score:1", "gen 0: scoring the seeds, no checkpoint yet"),
+    ("write checkpoint.json:1", "gen 0: checkpoint fsynced, not yet renamed"),
+    ("mutate:1", "gen 1: LLM mutations"),
+    ("filter + gate:1", "gen 1: filters, seed-copy guard and gate on the mutants"),
+    ("recombine:1", "gen 1: LLM recombination"),
+    ("filter + gate:2", "gen 1: filters and gate on the recombinants"),
+    ("score:1", "gen 1: scoring the candidates"),
+    ("checkpoint:1", "gen 1: selection done, before the checkpoint"),
+    ("write checkpoint.json:1", "gen 1: checkpoint fsynced, not yet renamed"),
+    ("mutate:2", "gen 2: LLM mutations (gen 1 redone from the cache)"),
+    ("score:1", "gen 2: scoring"),
+    ("export:1", "export: items, helper answers and refusals"),
+    ("write benchmark.jsonl:1", "export: benchmark.jsonl written, not yet renamed"),
+    ("write fitness.png:1", "fitness.png written, not yet renamed"),
+    ("write run.json:1", "run.json written, not yet renamed"),
+    ("write report.md:1", "report.md written, not yet renamed"),
+]
+
+
+def _outputs_whole(run_dir) -> None:
+    """Whatever exists is whole: every JSON and JSONL file parses, the plot is a complete PNG."""
+    for p in run_dir.glob("*.jsonl"):
+        for line in p.read_text(encoding="utf-8").splitlines():
+            json.loads(line)
+    for name in ("checkpoint.json", "run.json"):
+        if (run_dir / name).exists():
+            json.loads((run_dir / name).read_text(encoding="utf-8"))
+    if (run_dir / "fitness.png").exists():
+        data = (run_dir / "fitness.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data.endswith(b"IEND\xaeB`\x82")
+    assert not list(run_dir.glob("checkpoint.json.corrupt-*"))
+
+
+@pytest.mark.slow
+def test_sigkill_at_many_points_then_the_same_command_completes_with_identical_outputs(tmp_path):
+    args = ["run", "generations=2", *SMALL_RUN, "seed=5", f"cache.path={tmp_path / 'calls.sqlite'}"]
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "evoprompt", *args, f"hydra.run.dir={run_dir}"]
+    log = []
+    for spec, where in KILLS:
+        t0 = time.time()
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1", "EVOPROMPT_KILL_AT": spec})
+        ckpt = run_dir / "checkpoint.json"
+        gen = json.loads(ckpt.read_text())["generation"] if ckpt.exists() else None
+        log.append((spec, where, r.returncode, round(time.time() - t0, 1), gen))
+        assert r.returncode in (-signal.SIGKILL, 0), (spec, r.stderr[-3000:])
+        assert "Traceback" not in r.stderr, (spec, r.stderr[-3000:])
+        _outputs_whole(run_dir)
+    print("\n".join(f"{spec:28s} rc {rc:3d}  {s:6.1f} s  checkpoint gen {gen}  ({where})"
+                    for spec, where, rc, s, gen in log))
+    killed = [spec for spec, _, rc, _, _ in log if rc == -signal.SIGKILL]
+    assert len(set(killed)) >= 10 and len(killed) >= 14, log
+
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    _outputs_whole(run_dir)
+    assert not list(run_dir.glob(".*.tmp-*")), "a temporary file outlived the run"
+    info = json.loads((run_dir / "run.json").read_text())["info"]
+    assert info["generations"] == 2
+
+    # the same command uninterrupted (its model calls served by the shared cache) writes the same outputs
+    ref = tmp_path / "reference"
+    r = subprocess.run([sys.executable, "-m", "evoprompt", *args, f"hydra.run.dir={ref}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("benchmark.jsonl", "sft.jsonl", "dpo.jsonl", "rejected.jsonl", "filtered.jsonl"):
+        if (ref / name).exists() or (run_dir / name).exists():
+            assert (run_dir / name).read_bytes() == (ref / name).read_bytes(), name
