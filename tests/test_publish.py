@@ -113,11 +113,13 @@ def test_export_command_writes_every_format(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_inspect_eval_of_the_exported_task_on_the_mock_model(exported, tmp_path):
+    """By absolute path from another folder, as scripts run it (evoprompt.inspect_paths, inspect_ai#5267)."""
     from inspect_ai.log import read_eval_log
 
     logs = tmp_path / "logs"
-    r = subprocess.run([str(BIN / "inspect"), "eval", "task.py", "--model", "mockllm/model", "--log-dir", str(logs)],
-                       cwd=exported / "inspect", capture_output=True, text=True, timeout=600, env=OFFLINE)
+    task = (exported / "inspect" / "task.py").resolve()
+    r = subprocess.run([str(BIN / "inspect"), "eval", str(task), "--model", "mockllm/model", "--log-dir", str(logs)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600, env=OFFLINE)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log = read_eval_log(str(next(logs.iterdir())))
     assert log.status == "success" and len(log.samples) == len(rows("benchmark"))
