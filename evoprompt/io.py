@@ -79,10 +79,14 @@ def atomic_write_json(path: str | Path, obj, **dumps_kw) -> None:
     atomic_write_text(path, json.dumps(obj, **dumps_kw))
 
 
-def atomic_savefig(fig, path: str | Path, **savefig_kw) -> None:
-    """matplotlib Figure.savefig into memory, then written atomically (format from the suffix unless given)."""
+def atomic_savefig(fig, path, **savefig_kw) -> None:
+    """matplotlib Figure.savefig into memory, then written atomically (format from the suffix unless given);
+    a file-like `path` is written directly."""
     import io
 
+    if hasattr(path, "write"):  # an in-memory buffer (report.html inlines its plots)
+        fig.savefig(path, **savefig_kw)
+        return
     path = Path(path)
     buf = io.BytesIO()
     savefig_kw.setdefault("format", path.suffix.lstrip(".") or "png")
