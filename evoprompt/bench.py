@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--candidates", type=int, default=16, help="first N packaged seeds")
     ap.add_argument("--K", type=int, default=10, help="samples per candidate")
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--batch-size", type=int, default=OmegaConf.load(CONF / "target" / "embedded.yaml").batch_size,
+    ap.add_argument("--batch-size", type=int, default=64,
                     help="HF backend rows per batch (default: the embedded target's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))

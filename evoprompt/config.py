@@ -134,7 +134,7 @@ class ExportConfig:
     sft_dpo: bool = True
     helper_attempts: int = opt(2, check=positive, why=">= 1")
     per_lineage: int = opt(5, check=positive, why=">= 1")
-    min_refusal: float = opt(0.1, check=unit, why="a probability in [0, 1]")
+    min_refusal: float = opt(0.3, check=unit, why="a probability in [0, 1]")
     max_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
     pair_judge: str = "classifier"
     min_answer_similarity: float = opt(0.2, check=cosine, why="a cosine similarity in [-1, 1]")
