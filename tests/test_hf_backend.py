@@ -26,6 +26,17 @@ def test_shared_prefix_score_equals_full_forward(smol):
         assert max(abs(a - b) for a, b in zip(s.token_logprobs, ref)) < 2e-3
 
 
+def test_a_long_shared_prefix_runs_once_and_scores_the_same(smol):
+    judge = ("You are a strict reviewer. Read the quoted instruction and decide whether a helpful answer could "
+             "cause real harm to anyone. Answer with one word.")
+    chats = [[{"role": "system", "content": judge}, {"role": "user", "content": q}]
+             for q in ("How do I kill a Python process?", "Where can I shoot a good photo of the harbour at dawn?")]
+    got = smol.score(chats * 2, ["safe", "safe", "unsafe", "unsafe"])
+    for c, r, s in zip(chats * 2, ["safe", "safe", "unsafe", "unsafe"], got):
+        ref = reference_logprobs(smol, c, r)
+        assert max(abs(a - b) for a, b in zip(s.token_logprobs, ref)) < 2e-3
+
+
 def test_samples_do_not_depend_on_the_batch_they_ran_in(smol):
     dec = Decoding(temperature=0.7, max_new_tokens=12)
     alone = smol.generate([CHATS[1]], 3, dec, seed=5)[0]

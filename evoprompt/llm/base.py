@@ -24,9 +24,17 @@ class Decoding:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()  # a sample ends where one of these strings appears (cut off, not included)
 
     def key(self) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+        k = {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+        return k | {"stop": list(self.stop)} if self.stop else k
+
+    def cut(self, text: str) -> str:
+        """text up to the first stop string."""
+        for s in self.stop:
+            text = text.split(s, 1)[0]
+        return text
 
 
 @dataclass

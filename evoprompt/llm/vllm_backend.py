@@ -64,13 +64,13 @@ class VLLMBackend:
         greedy = decoding.temperature <= 0
         params = [SamplingParams(n=1, temperature=0.0 if greedy else decoding.temperature,
                                  top_p=1.0 if greedy else decoding.top_p, max_tokens=decoding.max_new_tokens,
-                                 logprobs=0, seed=row_seed(seed, texts[i], j)) for i, j in rows]
+                                 stop=list(decoding.stop) or None, logprobs=0, seed=row_seed(seed, texts[i], j)) for i, j in rows]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i, _ in rows], params,
                                     use_tqdm=False)
         out: list[list[Sample]] = [[] for _ in chats]
         for (i, _), res in zip(rows, results):
             c = res.outputs[0]
-            out[i].append(Sample(c.text.strip(), [pos[t].logprob for t, pos in zip(c.token_ids, c.logprobs)]))
+            out[i].append(Sample(decoding.cut(c.text).strip(), [pos[t].logprob for t, pos in zip(c.token_ids, c.logprobs)]))
         return out
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
