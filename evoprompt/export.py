@@ -7,26 +7,19 @@ to an item already taken. Only gate-passed instructions reach benchmark/sft/dpo;
 rejected.jsonl alone, filtered ones to filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 
 from .alignment import Pair, dpo_record, sft_record
 from .config import ExportConfig
+from .io import atomic_write_jsonl
 from .state import RunState
 
 FORMAT_VERSION = 2
 _PHRASES = AnchoredPhraseJudge()
 
 
-def write_jsonl(path: Path, records) -> int:
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def refusing_sample(c: dict) -> dict | None:
@@ -89,12 +82,12 @@ def benchmark_records(st: RunState, items: list[dict], provenance: dict) -> list
 def write_outputs(run_dir: Path, st: RunState, benchmark: list[dict], pairs: list[Pair], provenance: dict) -> dict:
     usable = [p for p in pairs if p.usable]
     return {
-        "benchmark": write_jsonl(run_dir / "benchmark.jsonl", benchmark),
-        "sft": write_jsonl(run_dir / "sft.jsonl", (sft_record(p, provenance) for p in usable)),
-        "dpo": write_jsonl(run_dir / "dpo.jsonl", (dpo_record(p, provenance) for p in usable)),
-        "rejected": write_jsonl(run_dir / "rejected.jsonl", st.rejected),
-        "filtered": write_jsonl(run_dir / "filtered.jsonl", st.filtered),
-        "candidates": write_jsonl(run_dir / "candidates.jsonl", st.history),
+        "benchmark": atomic_write_jsonl(run_dir / "benchmark.jsonl", benchmark),
+        "sft": atomic_write_jsonl(run_dir / "sft.jsonl", (sft_record(p, provenance) for p in usable)),
+        "dpo": atomic_write_jsonl(run_dir / "dpo.jsonl", (dpo_record(p, provenance) for p in usable)),
+        "rejected": atomic_write_jsonl(run_dir / "rejected.jsonl", st.rejected),
+        "filtered": atomic_write_jsonl(run_dir / "filtered.jsonl", st.filtered),
+        "candidates": atomic_write_jsonl(run_dir / "candidates.jsonl", st.history),
         "pairs_dropped": {why: sum(p.dropped == why for p in pairs) for why in sorted({p.dropped for p in pairs} - {None})},
         "dpo_template_refusals": sum(p.refusal_source == "target-scored-template" for p in usable),
     }

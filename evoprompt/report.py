@@ -57,19 +57,21 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
     lines = ["# evoprompt run report", ""]
     lines += [f"- {k}: {v}" for k, v in run_info.items() if k != "operators"]
     lines += ["", "## Per generation", "",
-              _row("gen", "candidates scored", "filtered", "rejected", "acceptance", "elites", "tau", "mean F", "max F",
+              _row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
-              _row(*["---"] * 14)]
+              _row(*["---"] * 15)]
     for r in logbook:
         p = r["population"]
+        gated = r["candidates"] + r["rejected"]
         lines.append(_row(r["gen"], r["candidates"], r["filtered"], r["rejected"],
+                          f"{r['candidates'] / gated:.0%}" if r["gen"] and gated else "-",
                           f"{r['accepted']}/{r['lineages']} ({r['accepted'] / r['lineages']:.0%})" if r["gen"] else "-",
                           r["elites"], f"{r['tau']:.3f}",
                           f"{p['mean']:.4f}", f"{p['max']:.4f}", f"{p['std']:.4f}", f"{r['refusal_prob']:.4f}",
                           f"{r['judge_refusal_rate']:.3f}", f"{r['opener_prob']:.4f}",
                           ", ".join(f"{k} {v}" for k, v in r["calls"].items() if v) or "0 (cached)"))
     lines += ["", "Population = the current instruction x_t of every lineage after selection; generation 0 = the seeds. "
-              "p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
+              "Gate pass = scored / (scored + rejected by guard or gate). p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
     lines += ["## Operators", "",
               "Per strategy and method (llm: the rewriter; frame / lexicon: framings and sensitive-word edits). "
               "tried = reached the filters; improved = scored above the lineage's current instruction.", "",

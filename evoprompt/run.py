@@ -1,7 +1,6 @@
 """`evoprompt run`: wires config -> seeds -> operators -> filters and gate -> fitness -> selection -> export."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -24,20 +23,22 @@ from .alignment import build_pairs
 from .config import RoleConfig, RunConfig, load_run_config
 from .errors import unknown
 from .export import FORMAT_VERSION, benchmark_records, select_items, write_outputs
+from .io import atomic_write_json
 from .llm import Decoding, get_backend
 from .llm.cache import CachedBackend, CallCache
 from .llm.embedded import EMBEDDED_LLM, cache_root
 from .progress import RunProgress
 from .report import plot_fitness, write_report
+from .report_html import write_html_report
 from .search import Parts, evolve, make_toolbox
 
 ROLES = ("target", "rewriter", "gate", "helper")
 log = logging.getLogger("evoprompt.run")
 
 
-def decoding(role: RoleConfig) -> Decoding:
+def decoding(role: RoleConfig, stop: tuple[str, ...] = ()) -> Decoding:
     d = role.decoding
-    return Decoding(d.temperature, d.top_p, d.max_new_tokens)
+    return Decoding(d.temperature, d.top_p, d.max_new_tokens, stop)
 
 
 def open_cache(cfg) -> CallCache | None:
@@ -50,7 +51,11 @@ class _Uncached:
     """Counts calls like CachedBackend does, for runs with the cache off."""
 
     def __init__(self, inner):
-        self.inner, self.model_id, self.supports_logprobs, self.model_calls = inner, inner.model_id, inner.supports_logprobs, 0
+        self.inner, self.model_id, self.model_calls = inner, inner.model_id, 0
+
+    @property
+    def supports_logprobs(self) -> bool:  # asked on first use: an OpenAI backend probes its server for it
+        return self.inner.supports_logprobs
 
     def generate(self, *a, **kw):
         self.model_calls += 1
@@ -114,8 +119,10 @@ def run(hydra_cfg, run_dir: Path) -> dict:
                           [bool(x.harmful) for x in seeds], g.max_seed_similarity, g.max_seed_overlap)
     resumed_from = st.generation
     with RunProgress(cfg.generations, backends, cache) as progress:
-        parts = Parts(cfg, backends["rewriter"], decoding(cfg.rewriter), backends["target"], gate, scorer, embedder,
-                      chooser, Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars), guard, progress)
+        first_line = ("\n",) if cfg.rewriter.style == "completion" else ()  # a completion rewrite is one line
+        parts = Parts(cfg, backends["rewriter"], decoding(cfg.rewriter, first_line), backends["target"], gate, scorer,
+                      embedder, chooser, Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars), guard,
+                      progress)
         st, logbook = evolve(st, seeds, make_toolbox(parts), cfg, chooser, progress, run_dir)
         progress.stage("export: items, helper answers and refusals")
         prov = provenance(cfg, h)
@@ -132,7 +139,7 @@ def run(hydra_cfg, run_dir: Path) -> dict:
     samples = st.counters.get("target_samples", 0)
     info = {
         "generations": last["gen"],
-        "resumed_after_generation": resumed_from if resumed_from >= 0 else None,
+        "resumed_after_generation": resumed_from,  # -1: a fresh run
         "lineages": len(st.current),
         "wall_time_s": round(time.time() - t0, 1),
         "refusal_prob_first_last": [round(first["refusal_prob"], 4), round(last["refusal_prob"], 4)],
@@ -145,9 +152,10 @@ def run(hydra_cfg, run_dir: Path) -> dict:
         "operators": st.counters.get("operators", {}),
         "provenance": prov,
     }
-    (run_dir / "run.json").write_text(json.dumps({"info": info, "outputs": counts,
-                                                  "config": asdict(cfg)}, indent=1, default=str), encoding="utf-8")
+    atomic_write_json(run_dir / "run.json", {"info": info, "outputs": counts, "config": asdict(cfg)}, indent=1,
+                      default=str)
     write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg))
+    write_html_report(run_dir)
     progress.summary(logbook, cache.hits if cache else 0, cache.misses if cache else 0)
     progress.console.print(f"outputs in {run_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if not counts["benchmark"]:
