@@ -37,7 +37,7 @@ from .state import RunState
 
 log = logging.getLogger("evoprompt.search")
 MAX_FRAMES = 2        # framings stacked on one lineage's instruction; past that the rewriter takes over
-ELITES_PER_NICHE = 2
+ELITES_PER_NICHE = 3
 
 
 def niche(c) -> str:

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, SMALL_RUN, evoprompt
 
 pytestmark = pytest.mark.slow
-OUTPUTS = ("benchmark.jsonl", "sft.jsonl", "dpo.jsonl", "rejected.jsonl", "report.md", "fitness.png")
+GATED = ["gate.threshold=0.92", "export.min_refusal=0.1"]
+OUTPUTS = ("benchmark.jsonl", "sft.jsonl", "dpo.jsonl", "rejected.jsonl", "report.md", "report.html", "fitness.png")
 
 
 def read_jsonl(path):
@@ -19,10 +20,11 @@ def read_jsonl(path):
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """1 generation, 2 seeds, with a gate threshold strict enough that the real judge rejects some."""
+    """1 generation, 2 seeds, with a gate threshold strict enough that the real judge rejects some (its p(safe) on
+    rewrites of harmless seeds runs 0.82..0.96, median 0.92) and an export bar a 1-generation run can reach."""
     d = tmp_path_factory.mktemp("run")
     cache = d / "cache.sqlite"
-    r = evoprompt("run", "generations=1", *SMALL_RUN, "gate.threshold=0.955", f"cache.path={cache}",
+    r = evoprompt("run", "generations=1", *SMALL_RUN, *GATED, f"cache.path={cache}",
                   f"hydra.run.dir={d / 'out'}")
     assert r.returncode == 0, r.stderr[-3000:]
     return d / "out", cache
@@ -41,7 +43,7 @@ def test_every_output_written(small_run):
     for b in bench:
         assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(b["samples"]) == 4
         assert {"text", "seed", "fitness", "refusal_prob", "provenance"} <= b.keys()
-        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and b["refusal_prob"] >= 0.3
+        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and b["refusal_prob"] >= 0.1
         assert any(s["refusal"] >= 0.5 for s in b["samples"])
         prov = b["provenance"]
         assert prov["target_model"] == prov["rewriter_model"] == "embedded" and len(prov["config_hash"]) == 16
@@ -79,7 +81,7 @@ def test_sft_and_dpo_are_trl_conversational(small_run):
 
 def test_identical_rerun_is_served_from_cache(small_run, tmp_path):
     out, cache = small_run
-    r = evoprompt("run", "generations=1", *SMALL_RUN, "gate.threshold=0.955", f"cache.path={cache}",
+    r = evoprompt("run", "generations=1", *SMALL_RUN, *GATED, f"cache.path={cache}",
                   f"hydra.run.dir={tmp_path / 'again'}")
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((tmp_path / "again" / "run.json").read_text())["info"]

@@ -79,7 +79,7 @@ class HFBackend:
     supports_logprobs = True
 
     def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0):
-        """batch_size: rows per forward pass; 0 = 256 on CPU (decoding there is bound by reading the weights once
+        """batch_size: rows per forward pass; 0 = 128 on CPU (decoding there is bound by reading the weights once
         per step, so wide batches pay), 64 on GPU."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,7 +91,7 @@ class HFBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
             dtype = auto_dtype(torch, device)
-        batch_size = batch_size or (256 if device == "cpu" else 64)
+        batch_size = batch_size or (128 if device == "cpu" else 64)
         try:
             tok = AutoTokenizer.from_pretrained(path)
             loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
