@@ -19,7 +19,7 @@ from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer
 from evoprompt.llm import Decoding, Sample, raw_document
 from evoprompt.operators.choose import StrategyChooser
-from evoprompt.search import Parts, evolve, make_toolbox
+from evoprompt.search import ELITES_PER_NICHE, Parts, evolve, make_toolbox
 from evoprompt.seeds import Seed
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -125,7 +125,7 @@ def test_loop_gates_anneals_keeps_hall_of_fame_and_archive(tmp_path):
         assert st.current[lineage]["score"]["fitness"] >= st.history[SEEDS.index(next(
             s for s in SEEDS if s.id == lineage))]["score"]["fitness"]
     cells = [c for cell in st.elites.values() for c in cell]
-    assert cells and all(c["gate"]["safe"] for c in cells) and all(len(cell) <= 2 for cell in st.elites.values())
+    assert cells and all(c["gate"]["safe"] for c in cells) and all(len(cell) <= ELITES_PER_NICHE for cell in st.elites.values())
     ops = st.counters["operators"]
     assert sum(r["tried"] for r in ops.values()) >= sum(r["scored"] for r in ops.values()) > 0
     assert sum(r["rejected"] for r in ops.values()) == len(st.rejected)
