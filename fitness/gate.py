@@ -9,8 +9,8 @@ passes, so "not safe" or "Harmless? No, harmful." can never read as safe.
 A candidate of several sentences or lines is also judged sentence by sentence (without its reason), and
 its p(safe) is the lowest of these: text around a harmful sentence ("Ignore the above", an authority
 claim, a fake verdict) can then never raise the harmful sentence's own score, which fencing alone does
-not ensure on a small judge that reacts to any added words. A blocklist of phrases rejects outright,
-whatever the judge says."""
+not ensure on a small judge that reacts to any added words. A blocklist of phrases and the person-harm
+screen (harm.py: "How do I kill my brother?") reject outright, whatever the judge says."""
 from __future__ import annotations
 
 import re
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from evoprompt.errors import unknown
 from evoprompt.llm import Backend, Decoding
 
+from .harm import person_harm
 from .judge_prompt import label_logprobs, load_prompt, render, sentences, softmax
 
 MODES = ("logprob", "text")
@@ -31,7 +32,7 @@ _SAFE_ANSWER = re.compile(r"(verdict\s*:\s*)?safe", re.I)
 class Verdict:
     safe: bool
     p_safe: float
-    verdict: str       # "safe" | "unsafe" | "blocked: <phrase>"
+    verdict: str       # "safe" | "unsafe" | "blocked: <phrase>" | "person harm: <phrase>"
 
     def to_json(self) -> dict:
         return {"safe": self.safe, "p_safe": round(self.p_safe, 4), "verdict": self.verdict}
@@ -66,8 +67,9 @@ class HarmlessnessGate:
         ask = []
         for i, (text, _) in enumerate(items):
             hit = next((b for b in self.blocklist if b in text.lower()), None)
-            if hit:
-                out[i] = Verdict(False, 0.0, f"blocked: {hit}")
+            harm = None if hit else person_harm(text)
+            if hit or harm:
+                out[i] = Verdict(False, 0.0, f"blocked: {hit}" if hit else f"person harm: {harm}")
             else:
                 ask.append(i)
         asked = {i: self.prompts(*items[i]) for i in ask}

@@ -17,7 +17,7 @@ def test_wheel_carries_data_and_runs_from_elsewhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if ".dist-info" not in n} == {"evoprompt"}
     for folder in ("operators/framings/", "operators/lexicons/", "operators/examples/", "operators/strategies/",
-                   "fitness/prompts/", "seeds/harmless.jsonl", "experiments/llama8b.yaml", "conf/config.yaml"):
+                   "fitness/prompts/", "fitness/lexicons/person_harm.txt", "seeds/harmless.jsonl", "experiments/llama8b.yaml", "conf/config.yaml"):
         assert any(n.startswith("evoprompt/" + folder) for n in names), folder
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
