@@ -134,7 +134,7 @@ def test_requests_survive_a_server_restart(server):
     expected = backend.generate(chats, 1, greedy, seed=0)
 
     completed, call = [], backend._call
-    backend._call = lambda request: completed.append(call(request)) or completed[-1]
+    backend._call = lambda request, *a, **kw: completed.append(call(request, *a, **kw)) or completed[-1]
     result = {}
     worker = threading.Thread(target=lambda: result.update(out=backend.generate(chats, 1, greedy, seed=0)))
     worker.start()
