@@ -1,10 +1,19 @@
-"""`make bench`: ELBO scoring throughput of one generation's candidates on this machine, three ways:
-(a) the reference code's loop, one unbatched `generate` call per candidate and sample; (b) Scorer on the
-HF backend (batched); (c) Scorer on the vLLM backend. Model load and engine start are not timed: each
-way first scores a warm-up prompt. Candidates are the first packaged seeds, the target the embedded
-SmolLM2, fitness settings those of the default config (opener prior on; no embedder, so mu = 0).
+"""`make bench`: ELBO scoring throughput of one generation's candidates on this machine.
 
-    python -m evoprompt.bench [--candidates 16 --K 10 --max-new-tokens 48 --out bench-results/bench.json --skip-vllm]
+The candidates are a generation's worth of lineages: each of the first packaged seeds with variants made by
+the template operators (operators/frame.py: framings and sensitive-word edits, no model call), so siblings
+compete as they do in `select`. The target is the embedded SmolLM2, fitness settings those of the default
+config (opener prior on; no embedder, so mu = 0). Ways of scoring:
+(a) the reference code's loop, one unbatched `generate` call per candidate and sample (timed on an even
+    subset of the candidates: it runs one at a time, so its rate does not depend on how many there are);
+(b) Scorer on the HF backend (batched; K samples of a prompt share one prefill);
+(c) Scorer on the vLLM backend (one request per sample, prefix caching on);
+(b-race), (c-race): the same with racing (fitness.K_min, fitness/racing.py).
+Selection agreement: the fraction of lineages whose highest-F candidate is the one the same backend selects
+with full K (the samples a candidate gets are the same either way, so this measures only what racing
+changes). Model load and engine start are not timed: each way first scores a warm-up prompt.
+
+    python -m evoprompt.bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
 """
 from __future__ import annotations
 
@@ -32,13 +41,33 @@ from .llm.vllm_backend import VLLMBackend
 
 CONF = Path(__file__).parent / "conf"
 WARMUP = "Give me a simple recipe for pancakes."
-METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "vllm": "(c) vLLM"}
+METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "hf-race": "(b) HF batched, racing",
+           "vllm": "(c) vLLM", "vllm-race": "(c) vLLM, racing"}
 
 
-def fitness_config(K: int) -> FitnessConfig:
+def fitness_config(K: int, K_min: int | None = None, race_z: float | None = None) -> FitnessConfig:
     f = OmegaConf.load(CONF / "config.yaml").fitness
-    return FitnessConfig(K=K, lam=f["lambda"], mu=0.0, eps=f.eps, floor=f.floor, estimator=f.estimator,
-                         judge="phrases", openers=list(f.openers))
+    return FitnessConfig(K=K, K_min=K_min, race_z=f.race_z if race_z is None else race_z, lam=f["lambda"], mu=0.0,
+                         eps=f.eps, floor=f.floor, estimator=f.estimator, judge="phrases", openers=list(f.openers))
+
+
+def candidate_pool(lineages: int, per_lineage: int, seed: int) -> list[tuple[str, str]]:
+    """(lineage, text): each of the first packaged seeds and up to per_lineage - 1 template variants of it."""
+    import random
+
+    from evoprompt.operators.frame import edit
+    from evoprompt.operators.strategies import STRATEGIES
+
+    rng = random.Random(seed)
+    pool = []
+    for s in load_seeds(None, limit=lineages):
+        texts = [s.text]
+        for strategy in rng.sample(sorted(STRATEGIES), len(STRATEGIES)):
+            text, _ = edit(s.text, strategy, rng)
+            if text and text not in texts and len(texts) < per_lineage:
+                texts.append(text)
+        pool += [(s.id, t) for t in texts]
+    return pool
 
 
 def reference_loop(hf, cfg: FitnessConfig, decoding: Decoding, seed: int):
@@ -52,7 +81,7 @@ def reference_loop(hf, cfg: FitnessConfig, decoding: Decoding, seed: int):
                            pad_token_id=hf.tok.pad_token_id, return_dict_in_generate=True, output_logits=True)
     judge = AnchoredPhraseJudge()
 
-    def score(texts: list[str]) -> list[tuple[float, int]]:
+    def score(texts: list[str], groups=None) -> list[tuple[float, int]]:
         torch.manual_seed(seed)
         out = []
         for text in texts:
@@ -75,22 +104,36 @@ def reference_loop(hf, cfg: FitnessConfig, decoding: Decoding, seed: int):
 def scorer_loop(backend, cfg: FitnessConfig, decoding: Decoding, seed: int):
     scorer = Scorer(backend, decoding, None, AnchoredPhraseJudge(), cfg, None)
 
-    def score(texts: list[str]) -> list[tuple[float, int]]:
+    def score(texts: list[str], groups: list | None = None) -> list[tuple[float, int]]:
         return [(r["fitness"], sum(s["tokens"] for s in r["samples"]))
-                for r in scorer.score(texts, np.zeros((0, 0)), seed)]
+                for r in scorer.score(texts, np.zeros((0, 0)), seed, groups)]
 
     return score
 
 
-def measure(score, texts: list[str]) -> dict:
-    score([WARMUP])
+def measure(score, texts: list[str], groups: list | None = None) -> dict:
+    score([WARMUP], None if groups is None else ["warm-up"])
     t0 = time.perf_counter()
-    records = score(texts)
+    records = score(texts, groups)
     seconds = time.perf_counter() - t0
     tokens = sum(t for _, t in records)
     return {"seconds": round(seconds, 2), "candidates_per_s": round(len(texts) / seconds, 4),
             "generated_tokens": tokens, "tokens_per_s": round(tokens / seconds, 2),
-            "mean_fitness": round(float(np.mean([f for f, _ in records])), 4)}
+            "mean_fitness": round(float(np.mean([f for f, _ in records])), 4), "fitness": [f for f, _ in records]}
+
+
+def selected(groups: list, fitness: list[float]) -> dict:
+    """Index of the highest-F candidate per lineage (ties: the first, as `max` in search.select)."""
+    best: dict = {}
+    for i, (g, f) in enumerate(zip(groups, fitness)):
+        if g not in best or f > fitness[best[g]]:
+            best[g] = i
+    return best
+
+
+def agreement(groups: list, fitness: list[float], full: list[float]) -> float:
+    a, b = selected(groups, fitness), selected(groups, full)
+    return sum(a[g] == b[g] for g in b) / len(b)
 
 
 def machine_info(device: str) -> dict:
@@ -105,54 +148,80 @@ def machine_info(device: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m evoprompt.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--candidates", type=int, default=16, help="first N packaged seeds")
-    ap.add_argument("--K", type=int, default=10, help="samples per candidate")
+    ap.add_argument("--lineages", type=int, default=8, help="first N packaged seeds, one lineage each")
+    ap.add_argument("--per-lineage", type=int, default=6, help="candidates per lineage (the seed and its variants)")
+    ap.add_argument("--reference-candidates", type=int, default=8, help="(a) is timed on this many, spread evenly")
+    ap.add_argument("--K", type=int, default=10, help="samples per candidate (the most, with racing)")
+    ap.add_argument("--K-min", type=int, default=2, help="racing: samples every candidate gets")
+    ap.add_argument("--race-z", type=float, help="racing: bound half-width in standard errors (default: the config's)")
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--batch-size", type=int, default=64,
-                    help="HF backend rows per batch (default: the embedded target's)")
+    ap.add_argument("--batch-size", type=int, default=256, help="HF backend rows per batch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
     args = ap.parse_args(argv)
-    texts = [s.text for s in load_seeds(None, limit=args.candidates)]
-    cfg, decoding = fitness_config(args.K), Decoding(1.0, 1.0, args.max_new_tokens)
+    pool = candidate_pool(args.lineages, args.per_lineage, args.seed)
+    groups, texts = [g for g, _ in pool], [t for _, t in pool]
+    step = max(1, len(texts) // max(1, args.reference_candidates))
+    ref_texts = texts[::step][:args.reference_candidates]
+    full, race = fitness_config(args.K), fitness_config(args.K, args.K_min, args.race_z)
+    decoding = Decoding(1.0, 1.0, args.max_new_tokens)
     console = Console()
     hf = HFBackend("embedded", batch_size=args.batch_size)
-    report = {"config": {"candidates": len(texts), "K": args.K, "max_new_tokens": args.max_new_tokens,
-                         "hf_batch_size": args.batch_size, "seed": args.seed, "estimator": cfg.estimator},
+    report = {"config": {"lineages": args.lineages, "candidates": len(texts), "reference_candidates": len(ref_texts),
+                         "K": args.K, "K_min": args.K_min, "race_z": race.race_z, "max_new_tokens": args.max_new_tokens,
+                         "hf_batch_size": args.batch_size, "hf_dtype": str(hf.model.dtype).removeprefix("torch."),
+                         "seed": args.seed, "estimator": full.estimator},
               "machine": machine_info(hf.device), "results": {}}
     results = report["results"]
 
-    def run(method: str, score) -> None:
-        console.print(f"{METHODS[method]}: timing {len(texts)} candidates x K={args.K} x {args.max_new_tokens} new tokens")
-        results[method] = measure(score, texts)
+    def run(method: str, score, texts: list[str], groups: list | None = None) -> None:
+        console.print(f"{METHODS[method]}: timing {len(texts)} candidates x K<={args.K} x {args.max_new_tokens} new tokens")
+        results[method] = measure(score, texts, groups)
         console.print(f"  {results[method]['seconds']} s")
 
-    run("reference", reference_loop(hf, cfg, decoding, args.seed))
-    run("hf", scorer_loop(hf, cfg, decoding, args.seed))
+    run("reference", reference_loop(hf, full, decoding, args.seed), ref_texts)
+    run("hf", scorer_loop(hf, full, decoding, args.seed), texts, groups)
+    run("hf-race", scorer_loop(hf, race, decoding, args.seed), texts, groups)
     del hf  # free its memory before the vLLM engine starts
     if not args.skip_vllm:
         try:
-            run("vllm", scorer_loop(VLLMBackend("embedded"), cfg, decoding, args.seed))
+            vllm = VLLMBackend("embedded")
+            run("vllm", scorer_loop(vllm, full, decoding, args.seed), texts, groups)
+            run("vllm-race", scorer_loop(vllm, race, decoding, args.seed), texts, groups)
         except Exception as e:  # vLLM fails with many exception types; (a) and (b) are still worth writing
             report["vllm_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
             console.print(f"[red]vLLM failed: {report['vllm_error']}[/red]")
     base = results["reference"]["candidates_per_s"]
-    report["speedup_vs_reference"] = {f"{m}/reference": round(r["candidates_per_s"] / base, 2)
-                                      for m, r in results.items() if m != "reference"}
+    for m, r in results.items():
+        r["speedup"] = round(r["candidates_per_s"] / base, 2)
+        r["samples_share"] = round(r["generated_tokens"] / results[m.removesuffix("-race")]["generated_tokens"], 3) \
+            if m != "reference" else None
+        r["selection_agreement"] = None if m == "reference" else round(
+            agreement(groups, r["fitness"], results[m.removesuffix("-race")]["fitness"]), 3)
+    for r in results.values():
+        r.pop("fitness")
 
-    table = Table(title=f"ELBO scoring: {len(texts)} candidates x K={args.K} x {args.max_new_tokens} new tokens "
-                        f"({report['machine']['device']}, {report['machine']['cpu_count']} CPUs)",
-                  caption="x (a): candidates/s relative to (a); mean F: mean fitness (sampled, so it varies)")
-    for col in ("method", "seconds", "cand/s", "gen tok/s", "x (a)", "mean F"):
+    table = Table(title=f"ELBO scoring: {len(texts)} candidates in {args.lineages} lineages x K={args.K} "
+                        f"(racing: K_min={args.K_min}, z={race.race_z:g}) x {args.max_new_tokens} new tokens "
+                        f"({report['machine']['device']}, {report['machine']['cpu_count']} CPUs, {report['config']['hf_dtype']})",
+                  caption=f"x (a): candidates/s relative to (a) (timed on {len(ref_texts)} of the candidates); "
+                          "tokens: generated tokens relative to full K; agreement: lineages selecting the candidate "
+                          "full K selects")
+    for col in ("method", "seconds", "cand/s", "gen tok/s", "x (a)", "tokens", "agreement", "mean F"):
         table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
     for m, r in results.items():
         table.add_row(METHODS[m], f"{r['seconds']:.1f}", f"{r['candidates_per_s']:.3f}", f"{r['tokens_per_s']:.1f}",
-                      f"{r['candidates_per_s'] / base:.2f}", f"{r['mean_fitness']:.3f}")
+                      f"{r['speedup']:.2f}", "-" if r["samples_share"] is None else f"{r['samples_share']:.2f}",
+                      "-" if r["selection_agreement"] is None else f"{r['selection_agreement']:.2f}", f"{r['mean_fitness']:.3f}")
     console.print(table)
+    best = max((m for m in results if m != "reference"), key=lambda m: results[m]["speedup"])
+    report["best"] = {"method": best, "speedup": results[best]["speedup"],
+                      "selection_agreement": results[best]["selection_agreement"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     console.print(f"written to {args.out}")
+    print(f"best speedup: {results[best]['speedup']:.2f} ({best}), selection agreement: {results[best]['selection_agreement']:.2f}")
     return report
 
 

@@ -90,6 +90,8 @@ class SeedsConfig:
 @dataclass
 class FitnessConfig:
     K: int = opt(6, check=positive, why=">= 1")
+    K_min: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1, or null (every candidate gets K)")
+    race_z: float = opt(1.0, check=at_least(0.0), why=">= 0")
     lam: float = opt(0.05, check=at_least(0.0), why=">= 0", key="lambda")
     mu: float = opt(0.0, check=at_least(0.0), why=">= 0")
     eps: float = opt(0.05, check=open_unit, why="in (0, 1)")

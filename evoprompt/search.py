@@ -197,13 +197,15 @@ def make_toolbox(p: Parts) -> base.Toolbox:
         return passed
 
     def evaluate(st: RunState, cands: list, t: int) -> None:
-        p.progress.stage(f"score: {len(cands)} candidates x {p.cfg.fitness.K} samples")
+        f = p.cfg.fitness
+        p.progress.stage(f"score: {len(cands)} candidates x {f'{f.K_min}-' if f.K_min and f.K_min < f.K else ''}{f.K} samples")
         archive = np.asarray(st.archive, dtype=np.float32) if st.archive else np.zeros((0, 0), dtype=np.float32)
-        for c, sc in zip(cands, p.scorer.score([c["text"] for c in cands], archive, sub_seed(seed, t, "score"))):
+        scores = p.scorer.score([c["text"] for c in cands], archive, sub_seed(seed, t, "score"), [c["lineage"] for c in cands])
+        for c, sc in zip(cands, scores):
             c["embedding"] = sc.pop("embedding")
             set_score(c, sc)
         st.counters["scored"] = st.counters.get("scored", 0) + len(cands)
-        st.counters["target_samples"] = st.counters.get("target_samples", 0) + len(cands) * p.cfg.fitness.K
+        st.counters["target_samples"] = st.counters.get("target_samples", 0) + sum(len(sc["samples"]) for sc in scores)
 
     def select(st: RunState, cands: list, t: int, rng: random.Random) -> int:
         """SA step per lineage, hall of fame, niche elites; returns how many lineages accepted a candidate."""

@@ -25,12 +25,18 @@ class Elbo:
     diversity_term: float   # mu D(x)
 
 
+def sample_terms(p: float, logprob: float, length: int, lam: float, eps: float, floor: str) -> tuple[float, float]:
+    """One sample's (log floor(p), (lambda / T) log p(y|x)); F is their mean over samples. An empty response
+    (T = 0) has log p = 0 and contributes nothing to the likelihood term."""
+    return math.log(floored(p, eps, floor)), (lam * logprob / length if length > 0 else 0.0)
+
+
 def elbo(judge_probs: Sequence[float], logprobs: Sequence[float], lengths: Sequence[int],
          lam: float, eps: float, floor: str = "hard", mu: float = 0.0, diversity: float = 0.0) -> Elbo:
     if not (len(judge_probs) == len(logprobs) == len(lengths)) or not judge_probs:
         raise ValueError("need K >= 1 samples with a probability, a log-prob and a length each")
     k = len(judge_probs)
-    refusal = sum(math.log(floored(p, eps, floor)) for p in judge_probs) / k
-    # an empty response (T = 0) has log p = 0 and contributes nothing to the likelihood term
-    likelihood = sum(lam * lp / t for lp, t in zip(logprobs, lengths) if t > 0) / k
+    terms = [sample_terms(p, lp, t, lam, eps, floor) for p, lp, t in zip(judge_probs, logprobs, lengths)]
+    refusal = sum(r for r, _ in terms) / k
+    likelihood = sum(l for _, l in terms) / k
     return Elbo(refusal + likelihood + mu * diversity, refusal, likelihood, mu * diversity)

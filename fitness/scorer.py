@@ -15,7 +15,8 @@ from evoprompt.config import FitnessConfig
 from evoprompt.llm import Backend, Decoding
 
 from .diversity import Embedder, novelty
-from .elbo import elbo
+from .elbo import elbo, sample_terms
+from .racing import contenders, stages
 from .refusal.openers import opener_probability
 from .refusal.base import RefusalJudge
 
@@ -30,33 +31,48 @@ class Scorer:
         sys = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return sys + [{"role": "user", "content": text}]
 
-    def score(self, texts: list[str], archive: np.ndarray, seed: int) -> list[dict]:
-        """Fitness record per text; archive holds unit embeddings of instructions already kept."""
+    def score(self, texts: list[str], archive: np.ndarray, seed: int, groups: list | None = None) -> list[dict]:
+        """Fitness record per text; archive holds unit embeddings of instructions already kept. groups (the
+        lineage of each text) turns on racing when fitness.K_min < K (racing.py); without it every text gets K."""
         if not texts:
             return []
         cfg = self.cfg
         chats = [self.chat(t) for t in texts]
-        samples = self.target.generate(chats, cfg.K, self.decoding, seed)
         prior = (opener_probability(self.target, chats, cfg.openers) if cfg.estimator == "surrogate"
                  else [0.0] * len(texts))
-        flat_x = [t for t, ss in zip(texts, samples) for _ in ss]
-        flat_p = self.judge.prob(flat_x, [s.text for ss in samples for s in ss])
         embeddings = self.embedder(texts) if self.embedder else np.zeros((len(texts), 0))
         novel = novelty(embeddings, archive) if self.embedder else np.zeros(len(texts))
-        out, pos = [], 0
+        k_min = cfg.K_min if cfg.K_min and groups is not None else cfg.K
+        samples: list[list] = [[] for _ in texts]
+        judged: list[list[float]] = [[] for _ in texts]
+        terms: dict[int, list[float]] = {i: [] for i in range(len(texts))}
+        alive, done = list(range(len(texts))), 0
+        for upto in stages(k_min, cfg.K):
+            new = self.target.generate([chats[i] for i in alive], upto - done, self.decoding, seed, first=done)
+            flat_p = self.judge.prob([texts[i] for i, ss in zip(alive, new) for _ in ss], [s.text for ss in new for s in ss])
+            pos = 0
+            for i, ss in zip(alive, new):
+                for s in ss:
+                    samples[i].append(s)
+                    judged[i].append(flat_p[pos])
+                    pos += 1
+                    terms[i].append(sum(sample_terms(max(flat_p[pos - 1], prior[i]), s.logprob, s.n_tokens, cfg.lam,
+                                                     cfg.eps, cfg.floor)))
+            done = upto
+            if upto < cfg.K:
+                alive = contenders(terms, {i: cfg.mu * float(novel[i]) for i in alive}, groups, alive, cfg.race_z)
+        out = []
         for i, ss in enumerate(samples):
-            judged = flat_p[pos:pos + len(ss)]
-            pos += len(ss)
-            p = [max(j, prior[i]) for j in judged]  # a refusing sample, or the prior if larger
+            p = [max(j, prior[i]) for j in judged[i]]  # a refusing sample, or the prior if larger
             e = elbo(p, [s.logprob for s in ss], [s.n_tokens for s in ss], cfg.lam, cfg.eps, cfg.floor,
                      cfg.mu, float(novel[i]))
             out.append({
                 "fitness": e.fitness, "refusal_term": e.refusal_term, "likelihood_term": e.likelihood_term,
                 "diversity": float(novel[i]), "refusal_prob": float(np.mean(p)),
-                "judge_refusal_rate": float(np.mean(judged)), "opener_prob": prior[i],
+                "judge_refusal_rate": float(np.mean(judged[i])), "opener_prob": prior[i],
                 "mean_logprob": float(np.mean([s.logprob for s in ss])),
                 "samples": [{"text": s.text, "logprob": round(s.logprob, 3), "tokens": s.n_tokens,
-                             "refusal": round(j, 4)} for s, j in zip(ss, judged)],
+                             "refusal": round(j, 4)} for s, j in zip(ss, judged[i])],
                 "embedding": embeddings[i].tolist() if len(embeddings[i]) else None,
             })
         return out

@@ -7,6 +7,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# float32 on every CPU, bf16 hardware or not (hf.auto_dtype), so outcomes the tests check do not move with the machine
+os.environ["EVOPROMPT_CPU_BF16"] = "0"
 # a small but complete run: every stage, every output, seconds per generation on 2 cores
 SMALL_RUN = ["seeds.limit=2", "fitness.K=4", "search.L=2", "search.N=1", "target.decoding.max_new_tokens=24",
              "rewriter.decoding.max_new_tokens=64", "helper.decoding.max_new_tokens=40"]

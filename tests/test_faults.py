@@ -119,7 +119,7 @@ class Counting:
     def __init__(self):
         self.prompts = 0
 
-    def generate(self, chats, n, decoding, seed):
+    def generate(self, chats, n, decoding, seed, first=0):
         self.prompts += len(chats)
         return [[Sample(f"{c[-1]['content']}#{j}", [-0.5]) for j in range(n)] for c in chats]
 

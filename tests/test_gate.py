@@ -26,7 +26,7 @@ class Scripted:
         self.scored += responses
         return [Sample(r, [self.logprobs.get(r, -5.0)]) for r in responses]
 
-    def generate(self, chats, n, decoding, seed):
+    def generate(self, chats, n, decoding, seed, first=0):
         self.chats += chats
         return [[Sample(self.answer)] for _ in chats]
 

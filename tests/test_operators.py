@@ -124,7 +124,7 @@ class ScriptedRewriter:
     def __init__(self, rounds: list[list[str]]):
         self.rounds, self.calls = rounds, 0
 
-    def generate(self, chats, n, decoding, seed):
+    def generate(self, chats, n, decoding, seed, first=0):
         texts = self.rounds[self.calls]
         self.calls += 1
         assert len(texts) == len(chats)

@@ -44,7 +44,7 @@ class Scripted:
     def __init__(self):
         self.calls = 0
 
-    def generate(self, chats, n, decoding, seed):
+    def generate(self, chats, n, decoding, seed, first=0):
         self.calls += 1
         out = []
         for chat in chats:
@@ -166,7 +166,7 @@ def test_pairs_need_a_judged_refusal_and_an_on_topic_compliant_answer():
     class Helper:
         model_id, supports_logprobs = "helper", True
 
-        def generate(self, chats, n, decoding, seed):
+        def generate(self, chats, n, decoding, seed, first=0):
             return [[Sample("I'm sorry, I can't." if "chess" in c[-1]["content"] else
                             "To kill a hung Python process, find its PID and run kill on it.")] for c in chats]
 

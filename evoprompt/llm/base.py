@@ -67,9 +67,10 @@ class Backend(Protocol):
     model_id: str  # what the cache key names
     supports_logprobs: bool
 
-    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
-        """n samples for each chat. Sample j of a chat depends only on (chat, seed, j), never on
-        what else is in the batch, so cached and fresh work mix without changing results."""
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
+        """Samples first .. first+n-1 of each chat. Sample j of a chat depends only on (chat, seed, j), never on
+        what else is in the batch, so cached and fresh work mix without changing results, and a later call
+        with first=n continues where one with n stopped (racing)."""
         ...
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:

@@ -204,12 +204,13 @@ class CachedBackend:
             found.update(new)
         return [found[k] for k in keys]
 
-    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
-        keys = [call_key(kind="generate", model=self.model_id, decoding=decoding.key(), seed=seed, n=n, chat=c)
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
+        offset = {"first": first} if first else {}  # keys of whole calls (first = 0) as before
+        keys = [call_key(kind="generate", model=self.model_id, decoding=decoding.key(), seed=seed, n=n, chat=c, **offset)
                 for c in chats]
 
         def call(idx):
-            fresh = self.inner.generate([chats[i] for i in idx], n, decoding, seed)
+            fresh = self.inner.generate([chats[i] for i in idx], n, decoding, seed, first=first)
             return [[s.to_json() for s in samples] for samples in fresh]
 
         return [[Sample.from_json(s) for s in v] for v in self._through(keys, call)]

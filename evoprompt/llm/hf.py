@@ -7,6 +7,9 @@ untempered model, so log p(y|x) comes from the same call that produced y."""
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+from pathlib import Path
 from typing import Sequence
 
 from .base import BackendError, Chat, Decoding, Sample, raw_document
@@ -18,15 +21,51 @@ def row_seed(seed: int, text: str, j: int) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
+M32 = 0xFFFFFFFF
+
+
+def _mix32(h):
+    """A 32-bit integer hash (lowbias32) over an int64 tensor of values in [0, 2^32): products wrap mod 2^64,
+    whose low 32 bits are the 32-bit product."""
+    h = h ^ (h >> 16)
+    h = (h * 0x7FEB352D) & M32
+    h = h ^ (h >> 15)
+    h = (h * 0x846CA68B) & M32
+    return h ^ (h >> 16)
+
+
+def hash_uniform(torch, keys, step: int, vocab: int):
+    """Uniforms in (0, 1), shape (rows, vocab), a pure function of (row key, step, token id): counter-based
+    noise made by tensor ops on the keys' device, so no generator state, no host work and no copy per step."""
+    tokens = torch.arange(vocab, device=keys.device, dtype=torch.int64)[None, :]
+    row = _mix32((_mix32(keys[:, :1] ^ _mix32(torch.tensor(step & M32, device=keys.device))) + keys[:, 1:]) & M32)
+    h = _mix32(_mix32(row ^ tokens) ^ row)
+    return ((h >> 8).float() + 0.5) / float(1 << 24)
+
+
 class _GumbelSampler:
-    def __init__(self, seeds: list[int], decoding: Decoding, device):
+    """noise: generator (one seeded torch.Generator per row, drawn on the CPU: the CPU default, whose
+    samples every cached result was made with) or hash (hash_uniform on the model's device: the GPU default)."""
+
+    def __init__(self, seeds: list[int], decoding: Decoding, device, noise: str = "generator"):
         import torch
 
         self.torch = torch
         self.decoding = decoding
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.noise = noise
+        if noise == "hash":
+            self.keys = torch.tensor([[s & M32, (s >> 32) & M32] for s in seeds], dtype=torch.int64, device=device)
+        else:
+            self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.device = device
-        self.logprobs: list[list[float]] = [[] for _ in seeds]
+        self.step = 0
+        self.picked: list = []  # per step, (rows,) log-probs on the device; read once at the end
+
+    def uniform(self, shape):
+        torch = self.torch
+        if self.noise == "hash":
+            return hash_uniform(torch, self.keys, self.step, shape[-1])
+        return torch.stack([torch.rand(shape[-1], generator=g) for g in self.generators]).to(self.device)
 
     def __call__(self, input_ids, scores):
         torch = self.torch
@@ -39,16 +78,20 @@ class _GumbelSampler:
             z = scores / t
             if self.decoding.top_p < 1.0:
                 z = _top_p_filter(torch, z, self.decoding.top_p)
-            u = torch.stack([torch.rand(z.shape[-1], generator=g) for g in self.generators]).to(z.device)
-            exp_noise = -torch.log(u.clamp_min(1e-20))
+            exp_noise = -torch.log(self.uniform(z.shape).clamp_min(1e-20))
             gumbel = -torch.log(exp_noise.clamp_min(1e-20))
             choice = (z + gumbel).argmax(dim=-1)
-        picked = logp.gather(1, choice[:, None])[:, 0].tolist()
-        for row, lp in enumerate(picked):
-            self.logprobs[row].append(lp)
+        self.picked.append(logp.gather(1, choice[:, None])[:, 0])
+        self.step += 1
         forced = torch.full_like(scores, float("-inf"))
         forced.scatter_(1, choice[:, None], 0.0)
         return forced
+
+    def logprobs(self) -> list[list[float]]:
+        """Per row, the log-prob of each token it was given (rows that ended early continue with padding)."""
+        if not self.picked:
+            return [[] for _ in range(len(self.keys) if self.noise == "hash" else len(self.generators))]
+        return self.torch.stack(self.picked, 1).tolist()
 
 
 def _top_p_filter(torch, z, top_p: float):
@@ -59,11 +102,24 @@ def _top_p_filter(torch, z, top_p: float):
     return torch.full_like(z, float("-inf")).scatter(1, idx, sorted_z)
 
 
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo); EVOPROMPT_CPU_BF16=0|1
+    overrides (the tests pin 0, so their outcomes do not depend on the machine)."""
+    forced = os.environ.get("EVOPROMPT_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
 def auto_dtype(torch, device: str) -> str:
-    """bfloat16 on GPUs; float32 on CPUs. On the 2-core Xeon we test on (AVX-512 bf16 and AMX reported), torch
-    2.13's bf16 linear layers ran 3x slower than float32 (576x1536, 2048 rows: 40 vs 136 GFLOPS), and SmolLM2-135M
-    sampled 216 rows of 24 tokens in 67 s against 31.5 s (batch 256); pass dtype=bfloat16 to try."""
-    return "bfloat16" if device.startswith("cuda") else "float32"
+    """bfloat16 on GPUs and on CPUs with bf16 hardware; float32 on other CPUs, where torch emulates bf16: on the
+    2-core Xeon we develop on (avx512_vnni, no avx512_bf16 or amx flags) bf16 linear layers ran at 39 GFLOPS
+    against 96-159 in float32, and SmolLM2-135M `generate` (160 rows x 48 tokens) at 51 vs 104 tokens/s."""
+    return "bfloat16" if device.startswith("cuda") or cpu_has_bf16() else "float32"
 
 
 def _common_prefix(seqs: list[list[int]], max_len: int, min_len: int = 16) -> int:
@@ -78,9 +134,9 @@ def _common_prefix(seqs: list[list[int]], max_len: int, min_len: int = 16) -> in
 class HFBackend:
     supports_logprobs = True
 
-    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0):
+    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0, noise: str = "auto"):
         """batch_size: rows per forward pass; 0 = 128 on CPU (decoding there is bound by reading the weights once
-        per step, so wide batches pay), 64 on GPU."""
+        per step, so wide batches pay), 64 on GPU. noise: generator | hash | auto (hash on GPUs; _GumbelSampler)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -94,21 +150,24 @@ class HFBackend:
         batch_size = batch_size or (128 if device == "cpu" else 64)
         try:
             tok = AutoTokenizer.from_pretrained(path)
-            loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+            loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa").to(device)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model '{model}' ({path}): {str(e).splitlines()[0]}") from None
-        self._setup(model, loaded, tok, device, batch_size)
+        self._setup(model, loaded, tok, device, batch_size, noise)
 
     @classmethod
-    def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory") -> "HFBackend":
+    def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory", noise: str = "auto") -> "HFBackend":
         """Wraps a model already in memory (e.g. randomly initialised for a benchmark); loads nothing."""
         backend = cls.__new__(cls)
-        backend._setup(model_id, model, tokenizer, str(model.device), batch_size)
+        backend._setup(model_id, model, tokenizer, str(model.device), batch_size, noise)
         return backend
 
-    def _setup(self, model_id: str, model, tok, device: str, batch_size: int) -> None:
+    def _setup(self, model_id: str, model, tok, device: str, batch_size: int, noise: str = "auto") -> None:
         import torch
 
+        if noise not in ("auto", "generator", "hash"):
+            raise BackendError(f"hf backend: noise must be auto, generator or hash, not '{noise}'")
+        self.noise = noise if noise != "auto" else "hash" if device.startswith("cuda") else "generator"
         self.torch = torch
         self.model_id, self.model, self.tok = model_id, model.eval(), tok
         if self.tok.pad_token_id is None:
@@ -175,7 +234,7 @@ class HFBackend:
         for i in range(0, len(distinct), step):
             yield distinct[i:i + step]
 
-    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
         """Each distinct prompt is prefilled once; its n samples continue from copies of that cache."""
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -195,18 +254,18 @@ class HFBackend:
             rows = [(g, j) for g in range(len(group)) for j in range(n)]
             idx = torch.tensor([g for g, _ in rows], device=self.device)
             texts = [self.tok.decode(list(p)) for p in group]
-            sampler = _GumbelSampler([row_seed(seed, texts[g], j) for g, j in rows], decoding, self.device)
+            sampler = _GumbelSampler([row_seed(seed, texts[g], first + j) for g, j in rows], decoding, self.device, self.noise)
             with torch.no_grad():
                 seqs = self.model.generate(input_ids=full_ids[idx], attention_mask=full_mask[idx],
                                            past_key_values=self._rows(cache, idx), generation_config=gen_cfg,
                                            logits_processor=LogitsProcessorList([sampler]),
                                            tokenizer=self.tok if decoding.stop else None)
-            width = full_ids.shape[1]
+            width, logprobs = full_ids.shape[1], sampler.logprobs()
             for k, (g, j) in enumerate(rows):
                 new = seqs[k, width:].tolist()
                 end = next((p + 1 for p, t in enumerate(new) if t in self.eos_ids), len(new))
                 text = decoding.cut(self.tok.decode(new[:end], skip_special_tokens=True))
-                sample = Sample(text.strip(), sampler.logprobs[k][:end])
+                sample = Sample(text.strip(), logprobs[k][:end])
                 for i in where[group[g]]:
                     out[i][j] = sample
         return out  # type: ignore[return-value]

@@ -186,8 +186,14 @@ class OpenAIBackend:
                 log.info("%s: the server returns no logprobs", self._where(0))
         return self._supports_logprobs
 
-    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
+        """A server draws a chat's n samples from one seed, so samples first.. of a later call come from a seed
+        of their own: racing stays valid, but they are not those a single call of first+n would return."""
         logprobs = self.supports_logprobs
+        if first:
+            from evoprompt.operators.rewrite import sub_seed  # not at the top: operators import this package
+
+            seed = sub_seed(seed, "first", first)
         greedy = decoding.temperature <= 0
 
         def check(resp):

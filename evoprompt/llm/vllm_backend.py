@@ -38,6 +38,9 @@ class VLLMBackend:
             # call's prompt tokens exceed max_num_batched_tokens
             extra["enable_chunked_prefill"] = False
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+            # vLLM keeps one core for its front end by default; on 2 cores that halves the worker, and giving it
+            # both scored 16 candidates x K=10 x 48 tokens in 55.9 s against ~81 s
+            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             if dtype == "auto":
                 dtype = "float32"  # as hf.py on CPU; vLLM's own "auto" casts to bfloat16 there
         try:
@@ -54,7 +57,7 @@ class VLLMBackend:
             text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
-    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int) -> list[list[Sample]]:
+    def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -64,7 +67,7 @@ class VLLMBackend:
         greedy = decoding.temperature <= 0
         params = [SamplingParams(n=1, temperature=0.0 if greedy else decoding.temperature,
                                  top_p=1.0 if greedy else decoding.top_p, max_tokens=decoding.max_new_tokens,
-                                 stop=list(decoding.stop) or None, logprobs=0, seed=row_seed(seed, texts[i], j)) for i, j in rows]
+                                 stop=list(decoding.stop) or None, logprobs=0, seed=row_seed(seed, texts[i], first + j)) for i, j in rows]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i, _ in rows], params,
                                     use_tqdm=False)
         out: list[list[Sample]] = [[] for _ in chats]
