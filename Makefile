@@ -1,6 +1,6 @@
 # make run   : set up (first time) and run the embedded default experiment
 # make test  : set up (first time) and run the test suite
-# make bench : set up and measure ELBO scoring throughput (reference loop vs HF batched vs vLLM)
+# make bench : set up and measure ELBO scoring throughput (reference loop vs HF batched vs vLLM, each with and without racing)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

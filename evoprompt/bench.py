@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m evoprompt.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--lineages", type=int, default=8, help="first N packaged seeds, one lineage each")
     ap.add_argument("--per-lineage", type=int, default=6, help="candidates per lineage (the seed and its variants)")
-    ap.add_argument("--reference-candidates", type=int, default=8, help="(a) is timed on this many, spread evenly")
+    ap.add_argument("--reference-candidates", type=int, default=4, help="(a) is timed on this many, spread evenly")
     ap.add_argument("--K", type=int, default=10, help="samples per candidate (the most, with racing)")
     ap.add_argument("--K-min", type=int, default=2, help="racing: samples every candidate gets")
     ap.add_argument("--race-z", type=float, help="racing: bound half-width in standard errors (default: the config's)")
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     ref_texts = texts[::step][:args.reference_candidates]
     full, race = fitness_config(args.K), fitness_config(args.K, args.K_min, args.race_z)
     decoding = Decoding(1.0, 1.0, args.max_new_tokens)
-    console = Console()
+    console = Console(width=140)  # a log file gets the whole table, not one cut to 80 columns
     hf = HFBackend("embedded", batch_size=args.batch_size)
     report = {"config": {"lineages": args.lineages, "candidates": len(texts), "reference_candidates": len(ref_texts),
                          "K": args.K, "K_min": args.K_min, "race_z": race.race_z, "max_new_tokens": args.max_new_tokens,

@@ -3,7 +3,9 @@
 Builds a randomly initialised model with the Llama-3.1-8B configuration in bf16 straight on the device
 (nothing is downloaded), wraps it in HFBackend.from_model with the embedded SmolLM2 tokenizer (its ids
 are < 128256) and times Scorer (default fitness settings, no embedder) on the first packaged seeds at
-several batch sizes, plus the backend's `generate` alone (the decoding part of Scorer).
+several batch sizes, plus the backend's `generate` alone (the decoding part of Scorer). On a GPU the backend
+samples with its device-side noise (hf.hash_uniform: no per-row CPU generators, no host copy per step) and
+reads the sampled tokens' log-probs back once per call; `--noise generator` times the CPU-generator path.
 
 Roofline: one decoding step reads every weight once (the input embedding only at the rows' tokens) and
 each row's KV cache, so a batch of B rows makes at best B tokens per (weight bytes + B * KV bytes per
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hbm-bandwidth", type=float, help="bytes/s; default: looked up by GPU name")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", default="auto", choices=["auto", "hash", "generator"], help="HF sampling noise")
     ap.add_argument("--out", type=Path, default=Path("bench-results/gpu-roofline.json"))
     args = ap.parse_args(argv)
 
@@ -72,18 +75,19 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     with torch.device(args.device):
-        model = AutoModelForCausalLM.from_config(llama31_8b(args.layers), dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(llama31_8b(args.layers), dtype=torch.bfloat16, attn_implementation="sdpa")
     build_s = time.perf_counter() - t0
     tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded"))
     texts = [s.text for s in load_seeds(None, limit=args.candidates)]
     cfg, decoding = fitness_config(args.K), Decoding(1.0, 1.0, args.max_new_tokens)
     report = {"device": name, "hbm_bandwidth": bandwidth, "torch": torch.__version__, "layers": args.layers,
               "parameters": sum(p.numel() for p in model.parameters()), "build_s": round(build_s, 1),
-              "candidates": len(texts), "K": args.K, "max_new_tokens": args.max_new_tokens, "runs": []}
+              "candidates": len(texts), "K": args.K, "max_new_tokens": args.max_new_tokens, "noise": args.noise,
+              "attention": model.config._attn_implementation, "runs": []}
     print(json.dumps(report))
     cuda = args.device.startswith("cuda")
     for bs in args.batch_sizes:
-        backend = HFBackend.from_model(model, tok, batch_size=bs)
+        backend = HFBackend.from_model(model, tok, batch_size=bs, noise=args.noise)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         scored = measure(scorer_loop(backend, cfg, decoding, args.seed), texts)  # warms up first
