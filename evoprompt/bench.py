@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
     args = ap.parse_args(argv)
+    # vLLM's engine leaves semaphores behind; multiprocessing's resource tracker (a process started later, with
+    # these options) would report them after the summary line, which must stay the last line of the output
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     pool = candidate_pool(args.lineages, args.per_lineage, args.seed)
     groups, texts = [g for g, _ in pool], [t for _, t in pool]
     step = max(1, len(texts) // max(1, args.reference_candidates))
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
             vllm = VLLMBackend("embedded")
             run("vllm", scorer_loop(vllm, full, decoding, args.seed), texts, groups)
             run("vllm-race", scorer_loop(vllm, race, decoding, args.seed), texts, groups)
+            vllm.llm.llm_engine.engine_core.shutdown()  # its exit messages come now, not after the summary line
         except Exception as e:  # vLLM fails with many exception types; (a) and (b) are still worth writing
             report["vllm_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
             console.print(f"[red]vLLM failed: {report['vllm_error']}[/red]")
