@@ -86,3 +86,16 @@ def test_cpu_dtype_follows_the_bf16_flags(monkeypatch):
     assert auto_dtype(torch, "cpu") == "bfloat16" and auto_dtype(torch, "cuda") == "bfloat16"
     monkeypatch.setenv("EVOPROMPT_CPU_BF16", "0")
     assert auto_dtype(torch, "cpu") == "float32"
+
+
+def test_the_call_cache_keeps_hash_noise_samples_apart(tmp_path):
+    from evoprompt.llm.cache import CachedBackend, CallCache
+    from evoprompt.llm.hf import HFBackend
+
+    dec = Decoding(temperature=1.0, max_new_tokens=8)
+    cache = CallCache(tmp_path / "calls.sqlite")
+    hashed = HFBackend("embedded", batch_size=16, noise="hash")
+    generator = CachedBackend(HFBackend("embedded", batch_size=16, noise="generator"), cache).generate(CHATS, 2, dec, 1)
+    served = CachedBackend(hashed, cache).generate(CHATS, 2, dec, 1)
+    assert [s.text for s in served[0]] == [s.text for s in hashed.generate(CHATS, 2, dec, 1)[0]]
+    assert [s.text for ss in served for s in ss] != [s.text for ss in generator for s in ss]

@@ -206,6 +206,8 @@ class CachedBackend:
 
     def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
         offset = {"first": first} if first else {}  # keys of whole calls (first = 0) as before
+        noise = getattr(self.inner, "noise", "generator")  # the HF sampler's noise decides the samples too
+        offset |= {"noise": noise} if noise != "generator" else {}
         keys = [call_key(kind="generate", model=self.model_id, decoding=decoding.key(), seed=seed, n=n, chat=c, **offset)
                 for c in chats]
 
