@@ -16,6 +16,7 @@ commands:
   judge-train      train the embedding refusal classifier from labelled responses
   judge-calibrate  accuracy / precision / recall / F1 of a refusal judge on labelled responses
   gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
+  align            LoRA-tune the target on SFT/DPO data (TRL), measure over-refusal and safety before/after
   export           publish a run: HF dataset with card, inspect_ai task, lm-eval task (run=DIR format=... out=DIR)
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
@@ -29,6 +30,7 @@ COMMANDS = {
     "judge-calibrate": ("judge", "evoprompt.judging:calibrate"),
     "gate-calibrate": ("gate_calibrate", "evoprompt.gate_calibrate:calibrate"),
     "export": ("export", "evoprompt.publish:export"),
+    "align": ("align", "evoprompt.align.command:align"),
 }
 
 
@@ -80,6 +82,14 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
             validate(OmegaConf.to_container(cfg, resolve=True))
         except UserError as e:
             fail(str(e))
+    if command == "align":
+        from .align.command import validate as validate_align
+        from .config import load_align_config
+
+        try:
+            validate_align(load_align_config(OmegaConf.to_container(cfg, resolve=True)))
+        except UserError as e:
+            fail(str(e))
 
 
 def register_experiments(args: list[str]) -> None:
@@ -127,7 +137,8 @@ def main() -> None:
         except (UserError, BackendError) as e:
             fail(str(e))
         except KeyboardInterrupt:
-            fail("interrupted; run the same command again to resume from the last finished generation")
+            fail("interrupted; run the same command again to resume (run: from the last finished generation; "
+                 "align: from the last checkpoint)")
 
     sys.argv = [f"evoprompt {command}"] + rest
     hydra.main(config_path="conf", config_name=config_name, version_base=None)(task)()

@@ -166,6 +166,72 @@ class RunConfig:
     hydra: dict = opt(factory=dict)
 
 
+# ---- evoprompt align -------------------------------------------------------------------------------------
+@dataclass
+class LoraSettings:
+    r: int = opt(16, check=positive, why=">= 1")
+    alpha: int = opt(32, check=positive, why=">= 1")
+    dropout: float = opt(0.05, check=lambda v: 0.0 <= v < 1.0, why="in [0, 1)")
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class StageSettings:
+    """One training stage (TRL SFTTrainer or DPOTrainer); beta and loss_type are DPO's."""
+    learning_rate: float = opt(2e-5, check=positive, why="> 0")
+    max_steps: int = opt(30, check=positive, why=">= 1")
+    batch_size: int = opt(4, check=positive, why=">= 1")
+    grad_accum: int = opt(1, check=positive, why=">= 1")
+    beta: float = opt(0.1, check=positive, why="> 0")
+    loss_type: Literal["sigmoid", "hinge", "ipo", "robust"] = "sigmoid"
+
+
+@dataclass
+class EvalSet:
+    """A prompt set measured before and after training. path: a file, `packaged:NAME` (the seeds shipped with
+    evoprompt) or `shared:RELATIVE` (../shared/data; skipped with a note when absent)."""
+    path: str
+    kind: Literal["over-refusal", "harmful"] = "over-refusal"
+    split: Literal["safe", "unsafe", "controversial", "all"] = "safe"
+    name: str | None = None
+    limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)")
+
+
+@dataclass
+class AlignSettings:
+    retain: str | None = None
+    retain_split: Literal["safe", "unsafe", "controversial", "all"] = "unsafe"
+    retain_ratio: float = opt(0.5, check=at_least(0.0), why=">= 0")
+    retain_attempts: int = opt(4, check=positive, why=">= 1")
+    train_system_prompt: Literal["target", "none"] = "target"
+    dedup_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
+    max_overlap: float = opt(0.2, check=unit, why="a fraction in [0, 1]")
+    max_length: int = opt(512, check=positive, why=">= 1")
+    save_steps: int = opt(10, check=positive, why=">= 1")
+    gradient_checkpointing: bool = False
+    lora: LoraSettings = opt(factory=LoraSettings)
+    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=2e-5))
+    dpo: StageSettings = opt(factory=lambda: StageSettings(learning_rate=1e-5))
+    eval_sets: list[EvalSet] = opt(factory=list)
+    eval_decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.01, 1.0, 48))
+    bootstrap: int = opt(1000, check=positive, why=">= 1")
+
+
+@dataclass
+class AlignConfig:
+    seed: int = 0
+    data: list[str] = opt(factory=list)
+    method: Literal["sft", "dpo", "sft+dpo"] = "dpo"
+    merge: bool = False
+    target: RoleConfig = opt(factory=RoleConfig)
+    align: AlignSettings = opt(factory=AlignSettings)
+    refusal_judge: str = "classifier"
+    embedder: EmbedderConfig = opt(factory=EmbedderConfig)
+    cache: CacheConfig = opt(factory=CacheConfig)
+    safety_prior: str = ""
+    hydra: dict = opt(factory=dict)
+
+
 # ---- conversion -----------------------------------------------------------------------------------------
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)
@@ -190,7 +256,12 @@ def _coerce(tp, v, key: str):
         if v is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], v, key)
+        for tp_ in inner[:-1]:
+            try:
+                return _coerce(tp_, v, key)
+            except UserError:
+                pass
+        return _coerce(inner[-1], v, key)
     if origin is Literal:
         if v not in args:
             raise UserError(f"{key}: unknown value {v!r}; valid: {', '.join(sorted(map(str, args)))}")
@@ -287,3 +358,11 @@ def load_run_config(container: dict) -> RunConfig:
     if s.tau_f > s.tau_0:
         raise UserError(f"search.tau_f ({s.tau_f}) must not exceed search.tau_0 ({s.tau_0})")
     return cfg
+
+
+def load_align_config(container: dict) -> AlignConfig:
+    """An experiment preset (`+experiment=`) also sets the run's keys (seeds, rewriter, ...): align takes its
+    target and leaves those."""
+    own = {f.name for f in dataclasses.fields(AlignConfig)}
+    run_only = {f.metadata.get("key") or f.name for f in dataclasses.fields(RunConfig)} - own
+    return typed(AlignConfig, {k: v for k, v in container.items() if k not in run_only})

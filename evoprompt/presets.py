@@ -28,6 +28,11 @@ def target_preset(name: str) -> dict:
     if (EXPERIMENTS / f"{name}.yaml").exists():
         base = OmegaConf.load(TARGETS / "embedded.yaml")
         return OmegaConf.to_container(OmegaConf.merge(base, OmegaConf.load(EXPERIMENTS / f"{name}.yaml").get("target", {})))
+    if (Path(name) / "adapter_config.json").is_file():  # a LoRA adapter (evoprompt align): its base model + it
+        import json
+
+        base = json.loads((Path(name) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        return {"backend": "hf", "model": base, "adapter": name}
     if Path(name).is_dir():
         return {"backend": "hf", "model": name}
     raise unknown("target preset", name, preset_names())

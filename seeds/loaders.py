@@ -113,23 +113,34 @@ def _text(record: dict, names: tuple[str, ...], where: str) -> str:
     raise UserError(f"{where}: no {wanted} field (columns: {columns})")
 
 
-def _read_jsonl(path: Path, text_column: str | None, _label: None) -> Iterator[Seed]:
-    names = (text_column,) if text_column else TEXT_FIELDS
+def parse_json(text: str, where: str, kind: type, what: str):
+    """json.loads(text), which must give a `kind`; otherwise one UserError naming `where` and the position."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        at = f"line {e.lineno}, column {e.colno}" if "\n" in text.strip() else f"column {e.colno}"
+        raise UserError(f"{where}: not valid JSON ({e.msg} at {at})") from None
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: {what}")
+    return value
+
+
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-empty line; a bad line is one UserError naming the file and line."""
     with path.open(encoding=ENCODING) as f:
         for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{n}: not a JSON object")
-            text = _text(record, names, f"{path}:{n}")
-            harmful = record.get("harmful")
-            if harmful is not None and not isinstance(harmful, bool):
-                raise UserError(f"{path}:{n}: 'harmful' must be true or false, got {harmful!r}")
-            yield Seed(str(record.get("id") or f"{path.stem}-{n}"), text, str(record.get("category") or ""), "", harmful)
+            if line.strip():
+                yield n, parse_json(line, f"{path}:{n}", dict, "not a JSON object")
+
+
+def _read_jsonl(path: Path, text_column: str | None, _label: None) -> Iterator[Seed]:
+    names = (text_column,) if text_column else TEXT_FIELDS
+    for n, record in jsonl_objects(path):
+        text = _text(record, names, f"{path}:{n}")
+        harmful = record.get("harmful")
+        if harmful is not None and not isinstance(harmful, bool):
+            raise UserError(f"{path}:{n}: 'harmful' must be true or false, got {harmful!r}")
+        yield Seed(str(record.get("id") or f"{path.stem}-{n}"), text, str(record.get("category") or ""), "", harmful)
 
 
 def _read_csv(

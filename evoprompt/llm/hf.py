@@ -131,12 +131,30 @@ def _common_prefix(seqs: list[list[int]], max_len: int, min_len: int = 16) -> in
     return n if n >= min_len else 0
 
 
+def adapter_digest(adapter: str) -> str:
+    """Names the adapter's weights in cache keys: retraining in the same folder never serves old answers."""
+    f = Path(adapter) / "adapter_model.safetensors"
+    if not f.is_file():
+        raise BackendError(f"adapter {adapter}: no adapter_model.safetensors (a peft LoRA folder is expected)")
+    return hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+
+
+def load_adapter(model, adapter: str):
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise BackendError("a LoRA adapter needs peft (`make setup` installs it)") from None
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+
+
 class HFBackend:
     supports_logprobs = True
 
-    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0, noise: str = "auto"):
+    def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0, noise: str = "auto",
+                 adapter: str | None = None):
         """batch_size: rows per forward pass; 0 = 128 on CPU (decoding there is bound by reading the weights once
-        per step, so wide batches pay), 64 on GPU. noise: generator | hash | auto (hash on GPUs; _GumbelSampler)."""
+        per step, so wide batches pay), 64 on GPU. noise: generator | hash | auto (hash on GPUs; _GumbelSampler).
+        adapter: a peft LoRA folder (e.g. from `evoprompt align`), folded into the weights once at load."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -153,7 +171,10 @@ class HFBackend:
             loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa").to(device)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model '{model}' ({path}): {str(e).splitlines()[0]}") from None
-        self._setup(model, loaded, tok, device, batch_size, noise)
+        model_id = model
+        if adapter:
+            loaded, model_id = load_adapter(loaded, adapter), f"{model}+lora:{adapter_digest(adapter)}"
+        self._setup(model_id, loaded, tok, device, batch_size, noise)
 
     @classmethod
     def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory", noise: str = "auto") -> "HFBackend":

@@ -22,7 +22,8 @@ class VLLMBackend:
 
     def __init__(self, model: str, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int = 2048, enforce_eager: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, lora: str | None = None, max_lora_rank: int = 16):
+        """lora: a peft LoRA folder (e.g. from `evoprompt align`), applied to every request (vLLM LoRA)."""
         self.model_id = model
         path = resolve_model_path(model)
         try:
@@ -43,6 +44,15 @@ class VLLMBackend:
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             if dtype == "auto":
                 dtype = "float32"  # as hf.py on CPU; vLLM's own "auto" casts to bfloat16 there
+        self.lora = None
+        if lora:
+            from vllm.lora.request import LoRARequest
+
+            from .hf import adapter_digest
+
+            self.model_id = f"{model}+lora:{adapter_digest(lora)}"
+            self.lora = LoRARequest("adapter", 1, str(lora))
+            extra.update(enable_lora=True, max_lora_rank=max_lora_rank)
         try:
             self.llm = LLM(model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -69,7 +79,7 @@ class VLLMBackend:
                                  top_p=1.0 if greedy else decoding.top_p, max_tokens=decoding.max_new_tokens,
                                  stop=list(decoding.stop) or None, logprobs=0, seed=row_seed(seed, texts[i], first + j)) for i, j in rows]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i, _ in rows], params,
-                                    use_tqdm=False)
+                                    use_tqdm=False, lora_request=self.lora)
         out: list[list[Sample]] = [[] for _ in chats]
         for (i, _), res in zip(rows, results):
             c = res.outputs[0]
@@ -83,7 +93,8 @@ class VLLMBackend:
         pairs = [(self.prompt_ids(c), self.tok(r, add_special_tokens=False)["input_ids"])
                  for c, r in zip(chats, responses)]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=p + y) for p, y in pairs],
-                                    SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+                                    SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False,
+                                    lora_request=self.lora)
         return [Sample(r, [res.prompt_logprobs[len(p) + k][t].logprob for k, t in enumerate(y)])
                 for r, (p, y), res in zip(responses, pairs, results)]
 

@@ -1,0 +1,224 @@
+"""`evoprompt align`: data -> leakage guard -> safety-retention mix -> LoRA stages (TRL) -> the same measurement
+of the base and the adapted target -> report.
+
+Before and after are measured by `eval`'s own code (evaluate.measure_target) with one system prompt, one decoding
+and one seed, so the only difference between the two columns is the adapter."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from rich.console import Console
+
+from evoprompt.fitness.diversity import Embedder
+from evoprompt.fitness.refusal import JUDGES, make_judge
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.operators.rewrite import sub_seed
+
+from .. import __version__
+from .. import state as checkpoint
+from ..alignment import REFUSAL_TEMPLATES
+from ..config import AlignConfig, RoleConfig, load_align_config
+from ..errors import UserError, unknown
+from ..evaluate import measure_target
+from ..io import atomic_write_json
+from ..llm import Decoding
+from ..llm.embedded import resolve_model_path
+from ..progress import kill_point
+from ..run import decoding, open_cache, role_backend
+from .data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
+from .report import write_report
+
+STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft+dpo": ["sft", "dpo"]}
+
+
+def validate(c: AlignConfig) -> None:
+    if c.target.backend not in ("hf", "vllm"):
+        raise UserError(f"target.backend={c.target.backend}: align trains the target's weights, so it must be a "
+                        "local model; valid: hf, vllm")
+    if c.refusal_judge not in JUDGES:
+        raise unknown("refusal judge (refusal_judge)", c.refusal_judge, JUDGES)
+    for i, s in enumerate(c.align.eval_sets):
+        p = resolve_path(s.path)
+        if isinstance(p, Path) and not s.path.startswith("shared:") and not p.is_file():
+            raise UserError(f"align.eval_sets[{i}].path: file not found: {p}")
+
+
+def eval_sets(c: AlignConfig, console) -> dict[str, tuple[str, list[str]]]:
+    """name -> (kind, prompts); `shared:` sets absent from this machine are skipped with a note."""
+    out = {}
+    for s in c.align.eval_sets:
+        p = resolve_path(s.path)
+        name = s.name or (p if isinstance(p, str) else p.stem)
+        if isinstance(p, Path) and not p.is_file():
+            console.print(f"[yellow]note: eval set {name} skipped: {p} is absent[/yellow]")
+            continue
+        out[name] = (s.kind, load_prompts(s.path, s.split, s.limit))
+    if not out:
+        raise UserError("no evaluation set is available: give align.eval_sets=[{path: FILE, kind: over-refusal}, ...]")
+    return out
+
+
+def retention(c: AlignConfig, n: int, target, sp: str | None, judge, guard, console) -> list[Example]:
+    """Up to n pairs that keep harmful requests refused: chosen = a refusal, rejected = a compliant sample of the
+    target itself (harmful prompts where none of `retain_attempts` samples complies are skipped)."""
+    a = c.align
+    if not a.retain or n <= 0:
+        return []
+    p = resolve_path(a.retain)
+    if isinstance(p, Path) and not p.is_file():
+        if a.retain.startswith("shared:"):
+            console.print(f"[yellow]note: no safety-retention pairs: {p} is absent (set align.retain)[/yellow]")
+            return []
+        raise UserError(f"align.retain: file not found: {p}")
+    prompts = load_prompts(a.retain, a.retain_split)
+    order = np.random.default_rng(sub_seed(c.seed, "retain")).permutation(len(prompts))
+    pool = [Example([{"role": "user", "content": prompts[i]}], "", None, f"retain:{a.retain}") for i in order]
+    pool = guard(pool)[: 2 * n]  # twice what is wanted: some prompts never get a compliant sample
+    chats = [with_system(e.prompt, sp) for e in pool]
+    samples = target.generate(chats, a.retain_attempts, decoding(c.target), sub_seed(c.seed, "retain-samples"))
+    phrases, out = AnchoredPhraseJudge(), []
+    for e, ss in zip(pool, samples):
+        ys = [s.text for s in ss]
+        ps = judge.prob([e.text] * len(ys), ys)
+        comply = [y for y, q in zip(ys, ps) if y and q < 0.5 and not phrases.refuses(y)]
+        if comply and len(out) < n:
+            out.append(replace(e, chosen=REFUSAL_TEMPLATES[len(out) % len(REFUSAL_TEMPLATES)], rejected=comply[0]))
+    return out
+
+
+def margins(backend, examples: list[Example], sp: str | None) -> list[float]:
+    """log p(chosen | x) - log p(rejected | x) per preference pair."""
+    pairs = [e for e in examples if e.rejected]
+    chats = [with_system(e.prompt, sp) for e in pairs]
+    if not pairs:
+        return []
+    lp = backend.score(chats + chats, [e.chosen for e in pairs] + [e.rejected for e in pairs])
+    return [a.logprob - b.logprob for a, b in zip(lp[:len(pairs)], lp[len(pairs):])]
+
+
+def _progress_callback(console, stage: str, total: int):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                extra = f", margin {logs['rewards/margins']:.3f}" if "rewards/margins" in logs else ""
+                console.print(f"{stage}: step {state.global_step}/{total}, loss {logs['loss']:.4f}{extra}")
+                kill_point(f"align {stage} step {state.global_step}")
+
+    return Progress()
+
+
+def adapted_role(target: RoleConfig, adapter: Path) -> RoleConfig:
+    key = "adapter" if target.backend == "hf" else "lora"
+    return replace(target, engine={**target.engine, key: str(adapter)})
+
+
+def align(hydra_cfg, run_dir: Path) -> dict:
+    t0 = time.time()
+    container = OmegaConf.to_container(hydra_cfg, resolve=True)
+    c = load_align_config(container)
+    validate(c)
+    console = Console(stderr=True, soft_wrap=True)
+    examples = load_examples(c.data, c.method)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    h = checkpoint.config_hash({k: v for k, v in container.items() if k != "hydra"})
+    state_file = run_dir / "align_state.json"
+    if state_file.exists() and json.loads(state_file.read_text())["config_hash"] != h:
+        raise UserError(f"{run_dir} holds training for another configuration; use a new hydra.run.dir "
+                        "(or the same command to resume)")
+    atomic_write_json(state_file, {"config_hash": h})
+    sets = eval_sets(c, console)
+    embedder = Embedder(c.embedder.model, c.embedder.device)
+    a = c.align
+
+    def guard(items: list[Example]) -> list[Example]:
+        kept, _ = leakage_guard(items, {n: p for n, (_, p) in sets.items()}, embedder, a.dedup_similarity, a.max_overlap)
+        return kept
+
+    kept, overlaps = leakage_guard(examples, {n: p for n, (_, p) in sets.items()}, embedder, a.dedup_similarity,
+                                   a.max_overlap)
+    for o in overlaps:
+        if o.dropped:
+            console.print(f"leakage guard: {len(o.dropped)} training prompts dropped as near-copies of {o.eval_set}")
+    if not kept:
+        raise UserError("no training example is left after the leakage guard")
+    cache = open_cache(c.cache)
+    base = role_backend(c.target, cache)
+    sp = c.target.system_prompt
+    train_sp = sp if a.train_system_prompt == "target" else None
+    judge = make_judge(c.refusal_judge, embedder=embedder, backend=base)
+    retained = retention(c, round(a.retain_ratio * len(kept)), base, sp, judge, guard, console)
+    train = kept + retained
+    console.print(f"training data: {len(kept)} examples from {', '.join(c.data)} + {len(retained)} safety-retention "
+                  f"pairs; method {c.method}; system prompt in training: {'yes' if train_sp else 'no'}")
+
+    model_path = resolve_model_path(c.target.model)
+    adapter, histories = None, {}
+    for stage in STAGES[c.method]:
+        s = a.sft if stage == "sft" else a.dpo
+        done = run_dir / "stages" / stage
+        if (done / "adapter_config.json").exists() and (done / "log_history.json").exists():
+            console.print(f"{stage}: finished earlier, adapter {done}")
+            adapter, histories[stage] = done, json.loads((done / "log_history.json").read_text())
+            continue
+        from .train import last_checkpoint, train_stage
+
+        rows = sft_rows(train, train_sp) if stage == "sft" else dpo_rows(train, train_sp)
+        resume = last_checkpoint(run_dir / "checkpoints" / stage)
+        console.print(f"{stage}: {len(rows)} rows, {s.max_steps} steps, lr {s.learning_rate}"
+                      + (f", resuming from {resume}" if resume else ""))
+        adapter, histories[stage] = train_stage(stage, model_path, str(adapter) if adapter else None, rows, s, a,
+                                                run_dir, c.seed, _progress_callback(console, stage, s.max_steps), resume)
+        atomic_write_json(adapter / "log_history.json", histories[stage])
+    final = run_dir / "adapter"
+    if final.exists():
+        shutil.rmtree(final)
+    shutil.copytree(adapter, final)
+    if c.merge:
+        merge(model_path, final, run_dir / "merged")
+
+    after = role_backend(adapted_role(c.target, final), cache)
+    dec_cfg = a.eval_decoding
+    dec = Decoding(dec_cfg.temperature, dec_cfg.top_p, dec_cfg.max_new_tokens)
+    rows: list[dict] = []
+    responses: dict[str, list[dict]] = {}
+
+    def add(set_, target, metric, value, lo=None, hi=None):
+        rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
+
+    texts = {n: p for n, (_, p) in sets.items()}
+    for label, backend in (("before", base), ("after", after)):
+        responses[label] = measure_target(backend, label, texts, sp, dec, judge, c.seed, a.bootstrap, add, console)
+    pair_margins = {"before": margins(base, train, train_sp), "after": margins(after, train, train_sp)}
+    info = {"evoprompt_version": __version__, "target_model": c.target.model, "target_backend": c.target.backend,
+            "system_prompt": sp, "method": c.method, "data": c.data, "training_examples": len(kept),
+            "retention_pairs": len(retained), "leakage_dropped": {o.eval_set: len(o.dropped) for o in overlaps},
+            "adapter": str(final), "merged": str(run_dir / "merged") if c.merge else None, "config_hash": h,
+            "wall_time_s": round(time.time() - t0, 1)}
+    result = write_report(run_dir, rows, responses, {n: k for n, (k, _) in sets.items()}, histories, pair_margins,
+                          info, asdict(c), a.bootstrap, c.seed)
+    console.print(result["summary"])
+    console.print(f"report: {run_dir / 'report.md'}; adapter: {final}")
+    return result
+
+
+def merge(model_path: str, adapter: Path, out: Path) -> None:
+    """The base weights with the adapter folded in, saved as an ordinary HF model folder."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), str(adapter))
+    tmp = out.with_name(out.name + ".tmp")
+    model.merge_and_unload().save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
