@@ -5,11 +5,12 @@ Each stage checkpoints under RUN_DIR/checkpoints/STAGE every `save_steps` and sa
 RUN_DIR/stages/STAGE; a rerun skips finished stages and resumes an unfinished one from its last checkpoint."""
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from evoprompt.config import AlignSettings, StageSettings
 
-def train_dtype(torch, device: str) -> bool:
+def use_bf16(torch, device: str) -> bool:
     """bf16 mixed precision where the hardware has it (TRL's default would take it on any CPU, where it runs
     about 2.5x slower than float32 on chips without bf16 units)."""
     from evoprompt.llm.hf import cpu_has_bf16
@@ -39,7 +40,10 @@ def train_stage(stage: str, model_path: str, init_adapter: str | None, rows: lis
     tok = AutoTokenizer.from_pretrained(model_path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    bf16 = use_bf16(torch, device)
+    # an 8B target in float32 would need 32 GB before training starts; LoRA trains fine on bf16 weights on a GPU
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.bfloat16 if bf16 and device == "cuda" else torch.float32)
     peft_config = None
     if init_adapter:  # sft+dpo: DPO continues the SFT adapter
         model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
@@ -50,7 +54,7 @@ def train_stage(stage: str, model_path: str, init_adapter: str | None, rows: lis
                   per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
                   learning_rate=s.learning_rate, lr_scheduler_type="linear", warmup_steps=0, logging_steps=1,
                   save_steps=a.save_steps, save_total_limit=2, report_to=[], seed=seed, data_seed=seed,
-                  bf16=train_dtype(torch, device), use_cpu=device == "cpu", max_length=a.max_length,
+                  bf16=bf16, use_cpu=device == "cpu", max_length=a.max_length,
                   gradient_checkpointing=a.gradient_checkpointing, disable_tqdm=True, dataloader_num_workers=0)
     data = Dataset.from_list(rows)
     if stage == "sft":
@@ -64,4 +68,7 @@ def train_stage(stage: str, model_path: str, init_adapter: str | None, rows: lis
     trainer.save_model(str(out))
     history = trainer.state.log_history
     del trainer, model
+    gc.collect()  # the evaluation engines load next: on a GPU they need this memory back
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return out, history
