@@ -33,7 +33,7 @@ from rich.table import Table
 from evoprompt.fitness.elbo import elbo
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.config import FitnessConfig
-from evoprompt.fitness.scorer import Scorer
+from evoprompt.fitness.scorer import Scorer, Target
 from evoprompt.seeds import load_seeds
 
 from .llm.base import Decoding, Sample
@@ -103,7 +103,7 @@ def reference_loop(hf, cfg: FitnessConfig, decoding: Decoding, seed: int):
 
 
 def scorer_loop(backend, cfg: FitnessConfig, decoding: Decoding, seed: int):
-    scorer = Scorer(backend, decoding, None, AnchoredPhraseJudge(), cfg, None)
+    scorer = Scorer([Target("bench", backend, decoding)], AnchoredPhraseJudge(), cfg, None)
 
     def score(texts: list[str], groups: list | None = None) -> list[tuple[float, int]]:
         return [(r["fitness"], sum(s["tokens"] for s in r["samples"]))

@@ -15,6 +15,7 @@ from evoprompt.seeds import load_seeds
 from .errors import UserError
 from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
 from .llm.openai_backend import safe_url
+from .config import role_mapping, run_targets
 from .run import ROLES, validate
 
 
@@ -69,12 +70,15 @@ def findings(c: dict) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     gpus = _gpu_count()
     out.append((True, f"GPUs: {gpus}"))
+    pool = run_targets(validate(c))
+    roles_cfg = ({"target" if len(pool) == 1 else f"target {name}": role_mapping(r) for name, r in pool}
+                 | {role: c[role] for role in ROLES if role != "target"})
     engines: dict[tuple, list[str]] = {}
-    for role in ROLES:
-        engines.setdefault((c[role]["backend"], c[role]["model"]), []).append(role)
+    for role, rc in roles_cfg.items():
+        engines.setdefault((rc["backend"], rc["model"]), []).append(role)
     for (backend, model), roles in engines.items():
         who = f"{'/'.join(roles)} ({backend}, {model})"
-        cfg = c[roles[0]]
+        cfg = roles_cfg[roles[0]]
         problems = []
         if backend == "vllm":
             if not importlib.util.find_spec("vllm"):
@@ -92,7 +96,7 @@ def findings(c: dict) -> list[tuple[bool, str]]:
             problems += [missing] if missing else []
         if backend == "openai":
             problems += _server(cfg)
-            if "target" in roles and cfg.get("supports_logprobs") is False:
+            if any(r.startswith("target") for r in roles) and cfg.get("supports_logprobs") is False:
                 problems.append("the target must return log-probs; this server is marked without them")
         out += [(False, f"{who}: {p}") for p in problems] or [(True, f"{who}: ready")]
     missing = _weights(c["embedder"]["model"])

@@ -101,6 +101,10 @@ class FitnessConfig:
     judge_model: str | None = None
     phrases: list[str] | None = None
     openers: list[str] = opt(factory=list)
+    # several targets at once: preset names or mappings over `target`'s keys; [] = `target` alone
+    targets: list[dict | str] = opt(factory=list)
+    aggregate: Literal["mean", "min", "softmin"] = "mean"
+    softmin_temperature: float = opt(0.5, check=positive, why="> 0")
 
 
 @dataclass
@@ -140,6 +144,7 @@ class ExportConfig:
     max_similarity: float = opt(0.9, check=cosine, why="a cosine similarity in [-1, 1]")
     pair_judge: str = "classifier"
     min_answer_similarity: float = opt(0.2, check=cosine, why="a cosine similarity in [-1, 1]")
+    min_targets_refusing: int = opt(1, check=positive, why=">= 1")
 
 
 @dataclass
@@ -256,12 +261,14 @@ def _coerce(tp, v, key: str):
         if v is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        for tp_ in inner[:-1]:
+        if len(inner) == 1:
+            return _coerce(inner[0], v, key)
+        for tp_ in inner:
             try:
                 return _coerce(tp_, v, key)
             except UserError:
                 pass
-        return _coerce(inner[-1], v, key)
+        raise UserError(f"{key} must be {' or '.join(_describe(a) for a in inner)}, got {v!r}")
     if origin is Literal:
         if v not in args:
             raise UserError(f"{key}: unknown value {v!r}; valid: {', '.join(sorted(map(str, args)))}")
@@ -349,8 +356,57 @@ def typed(cls, data, where: str = ""):
     return cls(**kw)
 
 
+def role_mapping(role: RoleConfig) -> dict:
+    """A typed role back as the mapping it was typed from."""
+    return {"backend": role.backend, "model": role.model, "decoding": dataclasses.asdict(role.decoding),
+            "system_prompt": role.system_prompt, **role.engine}
+
+
+def target_label(role: dict) -> str:
+    model = str(role.get("model", "embedded")).rstrip("/").rsplit("/", 1)[-1]
+    return f"{role.get('backend', 'hf')}:{model}" + (" +system" if role.get("system_prompt") else "")
+
+
+def target_pool(entries: list, base: dict, where: str) -> list[tuple[str, RoleConfig]]:
+    """(name, role) per entry of a target list: a preset name (evoprompt/conf/target, an experiment's target, a
+    model or adapter folder) or a mapping whose keys override `base` (`name:` sets the label). An entry that
+    changes the backend does not inherit `base`'s engine keys, which belong to the other backend."""
+    from .presets import target_preset
+
+    out: list[tuple[str, RoleConfig]] = []
+    for i, e in enumerate(entries):
+        if isinstance(e, str):
+            try:
+                name, mapping = e, target_preset(e)
+            except UserError as err:
+                raise UserError(f"{where}[{i}]: {err}") from None
+        elif isinstance(e, dict):
+            e = dict(e)
+            name = e.pop("name", None)
+            inherit = base if e.get("backend", base.get("backend", "hf")) == base.get("backend", "hf") else \
+                {k: v for k, v in base.items() if k in ("model", "decoding", "system_prompt")}
+            mapping = {**inherit, **e, "decoding": {**inherit.get("decoding", {}), **(e.get("decoding") or {})}}
+        else:
+            raise UserError(f"{where}[{i}] must be a preset name or a mapping, got {e!r}")
+        role = typed(RoleConfig, mapping, f"{where}[{i}]")
+        name = str(name or target_label(mapping))
+        if name in (n for n, _ in out):
+            name = f"{name}#{i}"
+        out.append((name, role))
+    return out
+
+
+def run_targets(cfg: RunConfig) -> list[tuple[str, RoleConfig]]:
+    """The run's targets: fitness.targets, or `target` alone (named as a one-entry list equal to it would be)."""
+    return target_pool(cfg.fitness.targets or [{}], role_mapping(cfg.target), "fitness.targets")
+
+
 def load_run_config(container: dict) -> RunConfig:
     cfg = typed(RunConfig, container)
+    pool = run_targets(cfg)
+    if cfg.export.min_targets_refusing > len(pool):
+        raise UserError(f"export.min_targets_refusing ({cfg.export.min_targets_refusing}) exceeds the number of "
+                        f"targets ({len(pool)}: {', '.join(n for n, _ in pool)})")
     if cfg.rewriter.style == "completion" and cfg.rewriter.backend == "openai":
         raise UserError("rewriter.style=completion needs the hf or vllm backend (raw-text continuation); "
                         "use rewriter.style=chat with an OpenAI-compatible rewriter")

@@ -24,7 +24,7 @@ from evoprompt.seeds import load_seeds
 from evoprompt.llm import Decoding
 
 from . import metrics
-from .config import CacheConfig, DecodingConfig, GateConfig, RoleConfig, typed
+from .config import CacheConfig, DecodingConfig, GateConfig, RoleConfig, target_pool, typed
 from .errors import UserError
 from .io import atomic_write_jsonl, atomic_write_text
 from .presets import target_preset
@@ -55,11 +55,6 @@ def _defined(fn, tokens) -> float:
         return float("nan")
 
 
-def role(preset: dict, where: str) -> RoleConfig:
-    """A target preset (or the judge's) as the typed role run.role_backend takes."""
-    return typed(RoleConfig, preset, where)
-
-
 def rate_row(values, n_boot: int, seed: int) -> tuple[float, float, float]:
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
@@ -72,7 +67,10 @@ def evaluate(cfg, run_dir: Path) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
     if not c["sets"]:
         raise UserError("no prompt sets given: eval sets=[path,...] (benchmark.jsonl, XSTest/OR-Bench/PHTest/OKTest files)")
-    targets = {name: target_preset(name) for name in c["targets"]}  # unknown presets fail before any model loads
+    # preset names or mappings over the embedded preset, as run's fitness.targets; checked before any model loads
+    targets = dict(target_pool(c["targets"], target_preset("embedded"), "targets"))
+    if not targets:
+        raise UserError("no targets given: eval targets=[embedded, {model: DIR, system_prompt: '...'}, ...]")
     taken: set = set()
     sets = {set_name(p, taken): [s.text for s in load_seeds(p, "auto", c["text_column"], c["limit"], c["split"])]
             for p in c["sets"]}
@@ -83,7 +81,9 @@ def evaluate(cfg, run_dir: Path) -> None:
     rj = c["refusal_judge"]
     judge_backend = None
     if rj["name"] == "llm":
-        judge_backend = role_backend(role(target_preset(rj["model"] or c["targets"][0]), "refusal_judge.model"), cache)
+        judge_role = (typed(RoleConfig, target_preset(rj["model"]), "refusal_judge.model") if rj["model"]
+                      else next(iter(targets.values())))
+        judge_backend = role_backend(judge_role, cache)
     judge = make_judge(rj["name"], embedder=embedder, backend=judge_backend, model=rj["model"])
     rows: list[dict] = []
 
@@ -109,8 +109,9 @@ def evaluate(cfg, run_dir: Path) -> None:
     d = typed(DecodingConfig, c["decoding"], "decoding")
     dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
     for tname, tcfg in targets.items():
-        backend = role_backend(role(tcfg, f"targets[{tname}]"), cache)
-        responses = measure_target(backend, tname, sets, sp, dec, judge, c["seed"], c["bootstrap"], add, console)
+        backend = role_backend(tcfg, cache)
+        own = tcfg.system_prompt if tcfg.system_prompt is not None else sp  # a target's own system prompt wins
+        responses = measure_target(backend, tname, sets, own, dec, judge, c["seed"], c["bootstrap"], add, console)
         atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
     write_results(run_dir, rows, list(sets), list(targets), c, console)
 

@@ -1,10 +1,12 @@
 """The run's outputs: benchmark.jsonl, sft.jsonl, dpo.jsonl, rejected.jsonl, filtered.jsonl, candidates.jsonl.
 
 Items come from the archive of niche elites (search.niche): per lineage, up to `export.per_lineage` distinct
-items whose refusal probability reaches `export.min_refusal` and of which at least one of the K target
-samples was judged a refusal (confirmed by the phrase detector), most refusal-triggering first, none more similar than `export.max_similarity`
-to an item already taken. Only gate-passed instructions reach benchmark/sft/dpo; rejected ones go to
-rejected.jsonl alone, filtered ones to filtered.jsonl. Every record carries its provenance."""
+items whose refusal probability (mean over the targets) reaches `export.min_refusal` and that at least
+`export.min_targets_refusing` targets refused (one of a target's K samples judged a refusal and confirmed by
+the phrase detector), most refusal-triggering first, none more similar than `export.max_similarity` to an
+item already taken. Every item carries each target's figures and refusal label (`targets`). Only gate-passed
+instructions reach benchmark/sft/dpo; rejected ones go to rejected.jsonl alone, filtered ones to
+filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,17 +24,25 @@ _PHRASES = AnchoredPhraseJudge()
 
 
 
-def refusing_sample(c: dict) -> dict | None:
-    """The sample that most clearly refuses: judged a refusal by the fitness judge (p >= 0.5) and confirmed by
-    the anchored phrase detector, so a judge's false positive on odd text alone never makes an item."""
-    hits = [x for x in (c.get("score") or {}).get("samples", []) if x["refusal"] >= 0.5 and _PHRASES.refuses(x["text"])]
+def refusing_sample(c: dict, target: str | None = None) -> dict | None:
+    """The sample (of `target`, or of any target) that most clearly refuses: judged a refusal by the fitness
+    judge (p >= 0.5) and confirmed by the anchored phrase detector, so a judge's false positive on odd text
+    alone never makes an item."""
+    hits = [x for x in (c.get("score") or {}).get("samples", []) if x["refusal"] >= 0.5 and _PHRASES.refuses(x["text"])
+            and (target is None or x.get("target") == target)]
     return max(hits, key=lambda x: x["refusal"], default=None)
+
+
+def refused_by(c: dict) -> dict[str, bool]:
+    """Per target: did one of its samples refuse (refusing_sample's rule)?"""
+    names = list((c.get("score") or {}).get("targets") or {}) or [None]
+    return {n: refusing_sample(c, n) is not None for n in names}
 
 
 def _eligible(c: dict, cfg: ExportConfig) -> bool:
     s = c.get("score") or {}
     return (bool((c.get("gate") or {}).get("safe")) and s.get("refusal_prob", 0.0) >= cfg.min_refusal
-            and refusing_sample(c) is not None)
+            and sum(refused_by(c).values()) >= cfg.min_targets_refusing)
 
 
 def select_items(st: RunState, cfg: ExportConfig, embed) -> list[dict]:
@@ -64,6 +74,7 @@ def benchmark_records(st: RunState, items: list[dict], provenance: dict) -> list
     for b in items:
         seed = st.seeds[b["lineage"]]
         s = b["score"]
+        refused = refused_by(b)
         out.append({
             "id": b["id"], "text": b["text"], "category": seed["category"],
             "seed": {"id": seed["id"], "text": seed["text"], "source": seed["source"], "harmful": seed.get("harmful")},
@@ -73,6 +84,8 @@ def benchmark_records(st: RunState, items: list[dict], provenance: dict) -> list
             "fitness": s["fitness"], "refusal_prob": s["refusal_prob"], "judge_refusal_rate": s["judge_refusal_rate"],
             "opener_prob": s["opener_prob"], "mean_logprob": s["mean_logprob"], "diversity": s["diversity"],
             "samples": s["samples"],
+            "targets": {name: t | {"refused": refused[name]} for name, t in (s.get("targets") or {}).items()},
+            "targets_refusing": sum(refused.values()),
             "safety": {"verdict": b["gate"]["verdict"], "p_safe": b["gate"]["p_safe"], "reason": b["reason"]},
             "provenance": provenance,
         })

@@ -84,7 +84,10 @@ def model_name(name: str | None) -> str:
 
 
 def _targets(run: Run) -> list[str]:
-    return [model_name(t) for t in run.provenance.get("targets") or [run.setting("target", "model")]]
+    pool = run.provenance.get("targets")
+    if not pool:
+        return [model_name(run.setting("target", "model"))]
+    return [f"{model_name(t['model'])}" + (" with a system prompt" if t.get("system_prompt") else "") for t in pool]
 
 
 def _refusal_sampled(r: dict) -> bool:
@@ -230,11 +233,23 @@ def card_body(run: Run, counts: dict, license: str) -> str:
               f"reached {setting('export', 'min_refusal', default='?')} and at least one sampled response was judged "
               "a refusal and confirmed by a refusal-phrase detector. Seeds themselves are never exported.", "",
               "### Models", "", _row("role", "model", "backend"), _row("---", "---", "---")]
-    for role in ("target", "rewriter", "gate", "helper"):
+    pool = prov.get("targets") or [{"name": "target", "model": setting("target", "model"),
+                                    "backend": setting("target", "backend", default=""),
+                                    "system_prompt": setting("target", "system_prompt")}]
+    several = len(pool) > 1
+    for t in pool:
+        lines.append(_row(f"target {t['name']}" if several else "target", f"`{model_name(t['model'])}`", t["backend"]))
+    for role in ("rewriter", "gate", "helper"):
         lines.append(_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default='')))
-    system = setting("target", "system_prompt")
-    lines += ["", f"Target system prompt: {f'`{system}`' if system else 'none'}.", "",
-              "### Harmlessness gate", ""] + _gate_section(run)
+    lines.append("")
+    for t in pool:
+        system, who = t.get("system_prompt"), f"target {t['name']}" if several else "target"
+        lines.append(f"System prompt of the {who}: {f'`{system}`' if system else 'none'}.")
+    if several:
+        lines += ["", f"The items were evolved against {len(pool)} targets at once (fitness aggregate "
+                  f"`{setting('fitness', 'aggregate', default='mean')}`); each item records every target's refusal "
+                  f"figures and label, and was refused by at least {setting('export', 'min_targets_refusing', default=1)} of them."]
+    lines += ["", "### Harmlessness gate", ""] + _gate_section(run)
     seeds_from = setting("seeds", "path") or f"evoprompt's packaged `{setting('seeds', 'set', default='?')}` seed set"
     lines += ["", "### Seeds", "",
               f"{len({dig(r, 'seed', 'id') for r in items})} seed instructions lead to the exported items, from "

@@ -53,9 +53,10 @@ def _row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str) -> None:
+def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str,
+                 transfer: list[str] = ()) -> None:
     lines = ["# evoprompt run report", ""]
-    lines += [f"- {k}: {v}" for k, v in run_info.items() if k != "operators"]
+    lines += [f"- {k}: {v}" for k, v in run_info.items() if k not in ("operators", "transfer")]
     lines += ["", "## Per generation", "",
               _row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
@@ -87,6 +88,7 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
     for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
         n, k = chooser["trials"][s], chooser["successes"][s]
         lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
-    lines += ["", "## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]
+    lines += ["", *transfer]
+    lines += ["## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]
     lines += ["", "## Resolved configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
     atomic_write_text(path, "\n".join(lines))

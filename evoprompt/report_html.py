@@ -21,6 +21,7 @@ from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 from .io import atomic_write_text  # noqa: E402
 from .report import plot_fitness  # noqa: E402
 from .rundir import Run, dig, load_run  # noqa: E402
+from .transfer import ci_text  # noqa: E402
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -140,6 +141,11 @@ def _item(n: int, item: dict, candidates: dict[str, dict]) -> str:
     classes = [CLASS_NAMES[k] for k in three_classes(None, [item.get("text", "")] * len(texts), texts, p)]
     chain = " → ".join(dig(item, "lineage", "chain", default=[]) or ["(seed)"])
     seed = item.get("seed") or {}
+    per_target = item.get("targets") or {}
+    many = len(per_target) > 1
+    labels = (" · ".join(f"{_e(n)}: {'refused' if t.get('refused') else 'answered'} "
+                         f"(sampled refusal rate {_num(t.get('judge_refusal_rate'), '.2f')})" for n, t in per_target.items())
+              if many else "")
     return f"""<div class="item" id="item-{_e(item['id'])}">
 <div class="meta">#{n} · {_e(item['id'])} · category {_e(item.get('category'))} · seed {_e(seed.get('id'))}</div>
 <div class="prompt">{_e(item.get('text'))}</div>
@@ -147,11 +153,13 @@ def _item(n: int, item: dict, candidates: dict[str, dict]) -> str:
 {_num(item.get('judge_refusal_rate'))} · seed similarity {_num(item.get('seed_similarity'))} · gate:
 <span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.get('p_safe'))})
 {_e(safety.get('reason') or '')}</div>
+{f'<div class="meta">{labels}</div>' if labels else ''}
 <details open><summary>Lineage: {_e(chain)}</summary>
 {_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
-<details open><summary>{len(samples)} sampled responses of the target, with the refusal judge's verdicts</summary>
-{_table(["response", "p(refusal)", "verdict"], [[_e(t), _num(q), _e(c)] for t, q, c in zip(texts, p, classes)],
-        numeric={1}, row_class=[VERDICT_CLASS[c] for c in classes])}</details>
+<details open><summary>{len(samples)} sampled responses of the target{'s' if many else ''}, with the refusal judge's verdicts</summary>
+{_table((["target"] if many else []) + ["response", "p(refusal)", "verdict"],
+        [([_e(s.get("target"))] if many else []) + [_e(t), _num(q), _e(c)] for s, t, q, c in zip(samples, texts, p, classes)],
+        numeric={2 if many else 1}, row_class=[VERDICT_CLASS[c] for c in classes])}</details>
 </div>"""
 
 
@@ -162,6 +170,26 @@ def _rejected(run: Run) -> str:
              _num(dig(r, "gate", "p_safe"))] for r in run.rejected]
     return (f"<details><summary>{len(rows)} candidates the harmlessness gate rejected (never scored, never exported)"
             f"</summary>{_table(['gen', 'id', 'instruction', 'verdict', 'p(safe)'], rows, numeric={0, 4})}</details>")
+
+
+def _transfer(run: Run) -> str:
+    summary = run.info.get("transfer")
+    if not summary:
+        return "<p>No exported items, so no transfer table.</p>"
+    rows = [[_e(n), ci_text(r["refused"]), ci_text(r["sampled_refusal_rate"]), _num(r["refusal_prob"])]
+            for n, r in summary["targets"].items()]
+    out = ("<p>Per target: the share of exported items it refused (one of its K samples a confirmed refusal) and "
+           "its mean sampled refusal rate, with bootstrap 95% intervals.</p>"
+           + _table(["target", "items refused", "sampled refusal rate", "mean p(refusal)"], rows, numeric={1, 2, 3}))
+    if summary["agreement"]:
+        out += (f"<p>Refused by every target: {summary['refused_by_all']:.2f} of the items.</p>"
+                + _table(["targets", "label agreement", "Cohen's kappa"],
+                         [[_e(f"{a['a']} / {a['b']}"), _num(a["agreement"], ".2f"), _num(a["kappa"], ".2f")]
+                          for a in summary["agreement"]], numeric={1, 2}))
+    heat = run.path / "transfer.png"
+    if heat.is_file():
+        out += f'<img alt="sampled refusal rate per item and target" src="data:image/png;base64,{base64.b64encode(heat.read_bytes()).decode()}">'
+    return out
 
 
 def render(run: Run) -> str:
@@ -184,6 +212,8 @@ def render(run: Run) -> str:
 {_generations(run)}
 <h2>Strategies</h2>
 {_strategies(run)}
+<h2>Transfer across targets</h2>
+{_transfer(run)}
 <h2 id="items">Exported items ({len(run.benchmark)})</h2>
 {items}
 <h2>Gate rejections</h2>

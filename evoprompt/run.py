@@ -12,15 +12,15 @@ from evoprompt.fitness.diversity import Embedder
 from evoprompt.fitness.filters import Filters, SeedCopyGuard
 from evoprompt.fitness.gate import HarmlessnessGate
 from evoprompt.fitness.refusal import JUDGES, make_judge
-from evoprompt.fitness.scorer import Scorer
+from evoprompt.fitness.scorer import Scorer, Target
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import sub_seed
 from evoprompt.seeds import load_seeds
 
-from . import __version__
+from . import __version__, transfer
 from . import state as checkpoint
 from .alignment import build_pairs
-from .config import RoleConfig, RunConfig, load_run_config
+from .config import RoleConfig, RunConfig, load_run_config, run_targets
 from .errors import unknown
 from .export import FORMAT_VERSION, benchmark_records, select_items, write_outputs
 from .io import atomic_write_json
@@ -83,8 +83,13 @@ def validate(container: dict) -> RunConfig:
 
 
 def provenance(cfg: RunConfig, config_hash: str) -> dict:
-    return {"target_model": cfg.target.model, "target_backend": cfg.target.backend,
-            "target_system_prompt": cfg.target.system_prompt, "rewriter_model": cfg.rewriter.model,
+    pool = run_targets(cfg)
+    first = pool[0][1]
+    return {"target_model": first.model, "target_backend": first.backend,
+            "target_system_prompt": first.system_prompt,
+            "targets": [{"name": n, "model": r.model, "backend": r.backend, "system_prompt": r.system_prompt}
+                        for n, r in pool] if len(pool) > 1 else None,
+            "rewriter_model": cfg.rewriter.model,
             "gate_model": cfg.gate.model, "refusal_judge": cfg.fitness.judge, "config_hash": config_hash,
             "evoprompt_version": __version__, "format_version": FORMAT_VERSION}
 
@@ -105,11 +110,16 @@ def run(hydra_cfg, run_dir: Path) -> dict:
     st = checkpoint.load(run_dir, h) or checkpoint.RunState(h)
 
     cache = open_cache(cfg.cache)
-    backends = {role: role_backend(getattr(cfg, role), cache) for role in ROLES}
+    pool = run_targets(cfg)
+    backends = {role: role_backend(getattr(cfg, role), cache) for role in ROLES if role != "target"}
+    targets = [Target(name, role_backend(r, cache), decoding(r), r.system_prompt) for name, r in pool]
+    # the first target also runs the fluency filter and scores export's refusal templates
+    backends = ({"target": targets[0].backend} if len(targets) == 1 else
+                {f"target {t.name}": t.backend for t in targets}) | backends
     embedder = Embedder(cfg.embedder.model, cfg.embedder.device)
     f = cfg.fitness
     judge = make_judge(f.judge, f.phrases, embedder, backend=backends["gate"], model=f.judge_model)
-    scorer = Scorer(backends["target"], decoding(cfg.target), cfg.target.system_prompt, judge, f, embedder)
+    scorer = Scorer(targets, judge, f, embedder)
     g = cfg.gate
     gate = HarmlessnessGate(backends["gate"], g.mode, g.threshold, g.prompt, g.blocklist, decoding(g))
     s = cfg.search
@@ -120,7 +130,7 @@ def run(hydra_cfg, run_dir: Path) -> dict:
     resumed_from = st.generation
     with RunProgress(cfg.generations, backends, cache) as progress:
         first_line = ("\n",) if cfg.rewriter.style == "completion" else ()  # a completion rewrite is one line
-        parts = Parts(cfg, backends["rewriter"], decoding(cfg.rewriter, first_line), backends["target"], gate, scorer,
+        parts = Parts(cfg, backends["rewriter"], decoding(cfg.rewriter, first_line), targets[0].backend, gate, scorer,
                       embedder, chooser, Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars), guard,
                       progress)
         st, logbook = evolve(st, seeds, make_toolbox(parts), cfg, chooser, progress, run_dir)
@@ -130,11 +140,13 @@ def run(hydra_cfg, run_dir: Path) -> dict:
         benchmark = benchmark_records(st, items, prov)
         pair_judge = judge if cfg.export.pair_judge == f.judge else make_judge(cfg.export.pair_judge, None, embedder,
                                                                                  backend=backends["gate"])
-        pairs = (build_pairs(benchmark, backends["helper"], decoding(cfg.helper), backends["target"], scorer.chat,
+        pairs = (build_pairs(benchmark, backends["helper"], decoding(cfg.helper), targets[0].backend, scorer.chat,
                              pair_judge, embedder, sub_seed(cfg.seed, "export"), cfg.export.helper_attempts,
                              cfg.export.min_answer_similarity) if cfg.export.sft_dpo else [])
         counts = write_outputs(run_dir, st, benchmark, pairs, prov)
     plot_fitness(logbook, run_dir / "fitness.png")
+    pool_summary = transfer.summarise(benchmark, seed=cfg.seed)
+    heat = transfer.plot(benchmark, run_dir / "transfer.png")
     first, last = logbook[0], logbook[-1]
     samples = st.counters.get("target_samples", 0)
     info = {
@@ -151,10 +163,12 @@ def run(hydra_cfg, run_dir: Path) -> dict:
         "rewrites_given_up": st.counters.get("rewrite_failures", 0),
         "operators": st.counters.get("operators", {}),
         "provenance": prov,
+        "transfer": pool_summary,
     }
     atomic_write_json(run_dir / "run.json", {"info": info, "outputs": counts, "config": asdict(cfg)}, indent=1,
                       default=str)
-    write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg))
+    write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg),
+                 transfer.markdown(pool_summary, benchmark, "transfer.png" if heat else None))
     write_html_report(run_dir)
     progress.summary(logbook, cache.hits if cache else 0, cache.misses if cache else 0)
     progress.console.print(f"outputs in {run_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -6,8 +6,17 @@ Two estimators (`fitness.estimator`):
 - surrogate (default): the same with p_k replaced by max(p_k, q(x)), where q(x) is the target's own
   probability of opening its answer with a refusal phrase (refusal/openers.py). It is NOT a lower bound:
   max(p_k, q) >= p_k, so it sits above the ELBO. It is a smoothed surrogate that still ranks candidates when
-  none of K samples from a model that rarely refuses (the embedded 135M target) is judged a refusal."""
+  none of K samples from a model that rarely refuses (the embedded 135M target) is judged a refusal.
+
+Several targets (`fitness.targets`): each is scored as above with one batched call per stage, and F(x) is
+their `fitness.aggregate`: mean, min (an item must work on every target) or softmin, -t log mean exp(-F_i / t),
+between the two. Racing runs per target. The per-target figures stay on the record (`targets`), and every
+sample names its target."""
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -20,35 +29,75 @@ from .racing import contenders, stages
 from .refusal.openers import opener_probability
 from .refusal.base import RefusalJudge
 
+PER_TARGET = ("fitness", "refusal_term", "likelihood_term", "refusal_prob", "judge_refusal_rate", "opener_prob",
+              "mean_logprob")
 
-class Scorer:
-    def __init__(self, target: Backend, decoding: Decoding, system_prompt: str | None, judge: RefusalJudge,
-                 cfg: FitnessConfig, embedder: Embedder | None):
-        self.target, self.decoding, self.system_prompt = target, decoding, system_prompt
-        self.judge, self.cfg, self.embedder = judge, cfg, embedder
+
+@dataclass
+class Target:
+    name: str
+    backend: Backend
+    decoding: Decoding
+    system_prompt: str | None = None
 
     def chat(self, text: str) -> list[dict]:
         sys = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return sys + [{"role": "user", "content": text}]
+
+
+def aggregate(values: Sequence[float], how: str, temperature: float = 0.5) -> float:
+    if how == "min":
+        return float(min(values))
+    if how == "softmin":
+        lo = min(values)  # shifted for numerical stability
+        return float(lo - temperature * math.log(sum(math.exp(-(v - lo) / temperature) for v in values) / len(values)))
+    return float(np.mean(values))
+
+
+class Scorer:
+    def __init__(self, targets: Sequence[Target], judge: RefusalJudge, cfg: FitnessConfig, embedder: Embedder | None):
+        if not targets:
+            raise ValueError("a scorer needs at least one target")
+        self.targets, self.judge, self.cfg, self.embedder = list(targets), judge, cfg, embedder
+
+    def chat(self, text: str) -> list[dict]:
+        """The first target's chat: the one export's refusal templates are scored on."""
+        return self.targets[0].chat(text)
 
     def score(self, texts: list[str], archive: np.ndarray, seed: int, groups: list | None = None) -> list[dict]:
         """Fitness record per text; archive holds unit embeddings of instructions already kept. groups (the
         lineage of each text) turns on racing when fitness.K_min < K (racing.py); without it every text gets K."""
         if not texts:
             return []
-        cfg = self.cfg
-        chats = [self.chat(t) for t in texts]
-        prior = (opener_probability(self.target, chats, cfg.openers) if cfg.estimator == "surrogate"
-                 else [0.0] * len(texts))
         embeddings = self.embedder(texts) if self.embedder else np.zeros((len(texts), 0))
         novel = novelty(embeddings, archive) if self.embedder else np.zeros(len(texts))
+        per = {t.name: self._score_target(t, texts, novel, seed, groups) for t in self.targets}
+        out = []
+        for i in range(len(texts)):
+            rows = {name: recs[i] for name, recs in per.items()}
+            mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in PER_TARGET}
+            out.append({
+                **mean, "fitness": aggregate([r["fitness"] for r in rows.values()], self.cfg.aggregate,
+                                             self.cfg.softmin_temperature),
+                "diversity": float(novel[i]),
+                "samples": [s | {"target": name} for name, r in rows.items() for s in r["samples"]],
+                "targets": {name: {k: r[k] for k in PER_TARGET} for name, r in rows.items()},
+                "embedding": embeddings[i].tolist() if len(embeddings[i]) else None,
+            })
+        return out
+
+    def _score_target(self, target: Target, texts: list[str], novel: np.ndarray, seed: int, groups: list | None) -> list[dict]:
+        cfg = self.cfg
+        chats = [target.chat(t) for t in texts]
+        prior = (opener_probability(target.backend, chats, cfg.openers) if cfg.estimator == "surrogate"
+                 else [0.0] * len(texts))
         k_min = cfg.K_min if cfg.K_min and groups is not None else cfg.K
         samples: list[list] = [[] for _ in texts]
         judged: list[list[float]] = [[] for _ in texts]
         terms: dict[int, list[float]] = {i: [] for i in range(len(texts))}
         alive, done = list(range(len(texts))), 0
         for upto in stages(k_min, cfg.K):
-            new = self.target.generate([chats[i] for i in alive], upto - done, self.decoding, seed, first=done)
+            new = target.backend.generate([chats[i] for i in alive], upto - done, target.decoding, seed, first=done)
             flat_p = self.judge.prob([texts[i] for i, ss in zip(alive, new) for _ in ss], [s.text for ss in new for s in ss])
             pos = 0
             for i, ss in zip(alive, new):
@@ -68,11 +117,9 @@ class Scorer:
                      cfg.mu, float(novel[i]))
             out.append({
                 "fitness": e.fitness, "refusal_term": e.refusal_term, "likelihood_term": e.likelihood_term,
-                "diversity": float(novel[i]), "refusal_prob": float(np.mean(p)),
-                "judge_refusal_rate": float(np.mean(judged[i])), "opener_prob": prior[i],
-                "mean_logprob": float(np.mean([s.logprob for s in ss])),
+                "refusal_prob": float(np.mean(p)), "judge_refusal_rate": float(np.mean(judged[i])),
+                "opener_prob": prior[i], "mean_logprob": float(np.mean([s.logprob for s in ss])),
                 "samples": [{"text": s.text, "logprob": round(s.logprob, 3), "tokens": s.n_tokens,
                              "refusal": round(j, 4)} for s, j in zip(ss, judged[i])],
-                "embedding": embeddings[i].tolist() if len(embeddings[i]) else None,
             })
         return out

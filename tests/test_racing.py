@@ -5,7 +5,7 @@ import numpy as np
 from evoprompt.config import FitnessConfig
 from evoprompt.fitness.racing import contenders, stages
 from evoprompt.fitness.refusal import make_judge
-from evoprompt.fitness.scorer import Scorer
+from evoprompt.fitness.scorer import Scorer, Target
 from evoprompt.llm import Decoding, Sample
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -25,7 +25,7 @@ def test_contenders_drop_only_candidates_that_cannot_be_their_lineage_best():
     assert contenders(terms, {1: 5.0}, groups, [0, 1, 2, 3], z=1.0)[0] == 1  # the diversity bonus counts
 
 
-class Target:
+class CountingTarget:
     """Refuses a prompt with 'DEMAND' in it, and a prompt with 'maybe' in it at samples j = 1, 4, 7 only."""
     model_id, supports_logprobs = "scripted", True
 
@@ -51,9 +51,9 @@ GROUPS = ["bread", "bread", "bread", "knot", "knot"]
 
 
 def score(k_min, groups=GROUPS):
-    target = Target()
+    target = CountingTarget()
     cfg = FitnessConfig(K=8, K_min=k_min, openers=["I'm sorry"])
-    return Scorer(target, Decoding(1.0, 1.0, 8), None, make_judge("phrases"), cfg, None).score(
+    return Scorer([Target("t", target, Decoding(1.0, 1.0, 8))], make_judge("phrases"), cfg, None).score(
         TEXTS, np.zeros((0, 0)), 0, groups), target.rows
 
 
