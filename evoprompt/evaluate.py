@@ -113,7 +113,8 @@ def evaluate(cfg, run_dir: Path) -> None:
         own = tcfg.system_prompt if tcfg.system_prompt is not None else sp  # a target's own system prompt wins
         responses = measure_target(backend, tname, sets, own, dec, judge, c["seed"], c["bootstrap"], add, console)
         atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
-    write_results(run_dir, rows, list(sets), list(targets), c, console)
+    own_prompts = {n: t.system_prompt for n, t in targets.items() if t.system_prompt is not None}
+    write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts)
 
 
 def measure_target(backend, tname: str, sets: dict[str, list[str]], sp: str | None, dec: Decoding, judge, seed: int,
@@ -156,7 +157,8 @@ def _fmt(r: dict) -> str:
                 f" [{r['lo']:.1f}, {r['hi']:.1f}]" if r["lo"] is not None else "")
 
 
-def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: dict, console) -> None:
+def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: dict, console,
+                  own_prompts: dict[str, str] | None = None) -> None:
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
     w.writeheader()
@@ -169,6 +171,7 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
              f"- targets: {', '.join(targets)}; system prompt: {c['system_prompt']}; decoding: {c['decoding']}",
              f"- refusal judge (CRR, classes): {c['refusal_judge']['name']}; PRR: anchored phrase detector; "
              "PRR-substring: the reference's 31 phrases anywhere",
+             *[f"- {n} runs with its own system prompt: {sp!r}" for n, sp in (own_prompts or {}).items()],
              "- brackets: bootstrap 95% intervals", ""]
     for metric in per_pair:
         lines += [f"## {metric}", "", "| set | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]

@@ -203,7 +203,7 @@ def test_two_target_run_writes_per_target_fields_and_transfer_table(tmp_path):
                   f"hydra.run.dir={tmp_path / 'eval'}")
     assert r.returncode == 0, r.stderr[-3000:]
     ev = (tmp_path / "eval" / "report.md").read_text()
-    assert "| set | embedded | guarded |" in ev
+    assert "| set | embedded | guarded |" in ev and f"- guarded runs with its own system prompt: '{GUARD}'" in ev
     guarded = [json.loads(l) for l in open(tmp_path / "eval" / "responses_guarded.jsonl")]
     assert len(guarded) == min(3, len(bench))
 
