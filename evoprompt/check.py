@@ -15,7 +15,7 @@ from evoprompt.seeds import load_seeds
 from .errors import UserError
 from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
 from .llm.openai_backend import safe_url
-from .config import role_mapping, run_targets
+from .config import role_mapping, run_targets, target_roles
 from .run import ROLES, validate
 
 
@@ -71,7 +71,7 @@ def findings(c: dict) -> list[tuple[bool, str]]:
     gpus = _gpu_count()
     out.append((True, f"GPUs: {gpus}"))
     pool = run_targets(validate(c))
-    roles_cfg = ({"target" if len(pool) == 1 else f"target {name}": role_mapping(r) for name, r in pool}
+    roles_cfg = (dict(zip(target_roles([n for n, _ in pool]), (role_mapping(r) for _, r in pool)))
                  | {role: c[role] for role in ROLES if role != "target"})
     engines: dict[tuple, list[str]] = {}
     for role, rc in roles_cfg.items():

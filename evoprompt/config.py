@@ -401,6 +401,11 @@ def run_targets(cfg: RunConfig) -> list[tuple[str, RoleConfig]]:
     return target_pool(cfg.fitness.targets or [{}], role_mapping(cfg.target), "fitness.targets")
 
 
+def target_roles(names: list[str]) -> list[str]:
+    """How a run's targets appear among its roles (call counts, `check`): `target` alone, `target NAME` each."""
+    return ["target"] if len(names) == 1 else [f"target {n}" for n in names]
+
+
 def load_run_config(container: dict) -> RunConfig:
     cfg = typed(RunConfig, container)
     pool = run_targets(cfg)

@@ -20,7 +20,7 @@ from evoprompt.seeds import load_seeds
 from . import __version__, transfer
 from . import state as checkpoint
 from .alignment import build_pairs
-from .config import RoleConfig, RunConfig, load_run_config, run_targets
+from .config import RoleConfig, RunConfig, load_run_config, run_targets, target_roles
 from .errors import unknown
 from .export import FORMAT_VERSION, benchmark_records, select_items, write_outputs
 from .io import atomic_write_json
@@ -111,11 +111,10 @@ def run(hydra_cfg, run_dir: Path) -> dict:
 
     cache = open_cache(cfg.cache)
     pool = run_targets(cfg)
-    backends = {role: role_backend(getattr(cfg, role), cache) for role in ROLES if role != "target"}
     targets = [Target(name, role_backend(r, cache), decoding(r), r.system_prompt) for name, r in pool]
     # the first target also runs the fluency filter and scores export's refusal templates
-    backends = ({"target": targets[0].backend} if len(targets) == 1 else
-                {f"target {t.name}": t.backend for t in targets}) | backends
+    backends = (dict(zip(target_roles([t.name for t in targets]), (t.backend for t in targets)))
+                | {role: role_backend(getattr(cfg, role), cache) for role in ROLES if role != "target"})
     embedder = Embedder(cfg.embedder.model, cfg.embedder.device)
     f = cfg.fitness
     judge = make_judge(f.judge, f.phrases, embedder, backend=backends["gate"], model=f.judge_model)

@@ -74,12 +74,13 @@ class Backend:
 
     def generate(self, chats, n, decoding, seed, first=0):
         self.calls += 1
-        out = []
-        for c in chats:
-            q, guarded = c[-1]["content"], c[0]["role"] == "system"
-            said = REFUSAL if "DEMAND" in q or (guarded and "maybe" in q) else "Sure, here it is."
-            out.append([Sample(said, [-1.0] * len(said.split())) for _ in range(n)])
-        return out
+        return [[self.answer(c)] * n for c in chats]
+
+    @staticmethod
+    def answer(chat) -> Sample:
+        q, guarded = chat[-1]["content"], chat[0]["role"] == "system"
+        said = REFUSAL if "DEMAND" in q or (guarded and "maybe" in q) else "Sure, here it is."
+        return Sample(said, [-1.0] * len(said.split()))
 
     def score(self, chats, responses):
         self.calls += 1
