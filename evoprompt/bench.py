@@ -4,10 +4,12 @@ The candidates are a generation's worth of lineages: each of the first packaged 
 the template operators (operators/frame.py: framings and sensitive-word edits, no model call), so siblings
 compete as they do in `select`. The target is the embedded SmolLM2, fitness settings those of the default
 config (opener prior on; no embedder, so mu = 0). Ways of scoring:
-(a) the reference code's loop, one unbatched `generate` call per candidate and sample (timed on an even
-    subset of the candidates: it runs one at a time, so its rate does not depend on how many there are);
+(a) the reference code's loop, one unbatched `generate` call per candidate and sample, in float32 as that code
+    ran on CPUs (timed on an even subset of the candidates: it runs one at a time, so its rate does not depend
+    on how many there are);
 (b) Scorer on the HF backend (batched; K samples of a prompt share one prefill);
 (c) Scorer on the vLLM backend (one request per sample, prefix caching on);
+(b) and (c) load the weights in the dtype the backends choose (`dtype: auto`: bf16 where the CPU has bf16 units);
 (b-race), (c-race): the same with racing (fitness.K_min, fitness/racing.py).
 Selection agreement: the fraction of lineages whose highest-F candidate is the one the same backend selects
 with full K (the samples a candidate gets are the same either way, so this measures only what racing
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=256, help="HF backend rows per batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference-dtype", default="float32", help="(a)'s weights (float32: the reference code on CPUs)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
     args = ap.parse_args(argv)
@@ -172,9 +175,10 @@ def main(argv: list[str] | None = None) -> dict:
     decoding = Decoding(1.0, 1.0, args.max_new_tokens)
     console = Console(width=140)  # a log file gets the whole table, not one cut to 80 columns
     hf = HFBackend("embedded", batch_size=args.batch_size)
+    ref = hf if hf.precision == args.reference_dtype else HFBackend("embedded", dtype=args.reference_dtype)
     report = {"config": {"lineages": args.lineages, "candidates": len(texts), "reference_candidates": len(ref_texts),
                          "K": args.K, "K_min": args.K_min, "race_z": race.race_z, "max_new_tokens": args.max_new_tokens,
-                         "hf_batch_size": args.batch_size, "hf_dtype": str(hf.model.dtype).removeprefix("torch."),
+                         "hf_batch_size": args.batch_size, "reference_dtype": ref.precision, "hf_dtype": hf.precision,
                          "seed": args.seed, "estimator": full.estimator},
               "machine": machine_info(hf.device), "results": {}}
     results = report["results"]
@@ -184,13 +188,15 @@ def main(argv: list[str] | None = None) -> dict:
         results[method] = measure(score, texts, groups)
         console.print(f"  {results[method]['seconds']} s")
 
-    run("reference", reference_loop(hf, full, decoding, args.seed), ref_texts)
+    run("reference", reference_loop(ref, full, decoding, args.seed), ref_texts)
+    del ref
     run("hf", scorer_loop(hf, full, decoding, args.seed), texts, groups)
     run("hf-race", scorer_loop(hf, race, decoding, args.seed), texts, groups)
     del hf  # free its memory before the vLLM engine starts
     if not args.skip_vllm:
         try:
             vllm = VLLMBackend("embedded")
+            report["config"]["vllm_dtype"] = vllm.precision
             run("vllm", scorer_loop(vllm, full, decoding, args.seed), texts, groups)
             run("vllm-race", scorer_loop(vllm, race, decoding, args.seed), texts, groups)
             vllm.llm.llm_engine.engine_core.shutdown()  # its exit messages come now, not after the summary line
@@ -209,7 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     table = Table(title=f"ELBO scoring: {len(texts)} candidates in {args.lineages} lineages x K={args.K} "
                         f"(racing: K_min={args.K_min}, z={race.race_z:g}) x {args.max_new_tokens} new tokens "
-                        f"({report['machine']['device']}, {report['machine']['cpu_count']} CPUs, {report['config']['hf_dtype']})",
+                        f"({report['machine']['device']}, {report['machine']['cpu_count']} CPUs; (a) {report['config']['reference_dtype']}, "
+                        f"(b) {report['config']['hf_dtype']}, (c) {report['config'].get('vllm_dtype', '-')})",
                   caption=f"x (a): candidates/s relative to (a) (timed on {len(ref_texts)} of the candidates); "
                           "tokens: generated tokens relative to full K; agreement: lineages selecting the candidate "
                           "full K selects")

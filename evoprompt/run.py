@@ -52,6 +52,7 @@ class _Uncached:
 
     def __init__(self, inner):
         self.inner, self.model_id, self.model_calls = inner, inner.model_id, 0
+        self.precision = getattr(inner, "precision", None)
 
     @property
     def supports_logprobs(self) -> bool:  # asked on first use: an OpenAI backend probes its server for it
@@ -158,6 +159,7 @@ def run(hydra_cfg, run_dir: Path) -> dict:
         "items_per_1000_target_samples": round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
         "target_samples": samples,
         "model_calls": {role: b.model_calls for role, b in backends.items()},
+        "precision": {role: b.precision or "server's" for role, b in backends.items()},
         "cache_hits": cache.hits if cache else None, "cache_misses": cache.misses if cache else None,
         "rewrites_given_up": st.counters.get("rewrite_failures", 0),
         "operators": st.counters.get("operators", {}),

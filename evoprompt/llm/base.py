@@ -66,6 +66,7 @@ class Backend(Protocol):
 
     model_id: str  # what the cache key names
     supports_logprobs: bool
+    precision: str | None  # the weights' dtype as loaded (float32, bfloat16, ...); None where a server decides
 
     def generate(self, chats: Sequence[Chat], n: int, decoding: Decoding, seed: int, first: int = 0) -> list[list[Sample]]:
         """Samples first .. first+n-1 of each chat. Sample j of a chat depends only on (chat, seed, j), never on

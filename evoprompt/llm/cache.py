@@ -185,6 +185,9 @@ class CachedBackend:
         self.inner = inner
         self.cache = cache
         self.model_id = inner.model_id
+        self.precision = getattr(inner, "precision", None)
+        # bf16 and float32 weights sample differently; float32 keys stay those of earlier caches
+        self._keyed = self.model_id if self.precision in (None, "float32") else f"{self.model_id}@{self.precision}"
         self.model_calls = 0  # batched calls that reached the model
 
     @property
@@ -208,7 +211,7 @@ class CachedBackend:
         offset = {"first": first} if first else {}  # keys of whole calls (first = 0) as before
         noise = getattr(self.inner, "noise", "generator")  # the HF sampler's noise decides the samples too
         offset |= {"noise": noise} if noise != "generator" else {}
-        keys = [call_key(kind="generate", model=self.model_id, decoding=decoding.key(), seed=seed, n=n, chat=c, **offset)
+        keys = [call_key(kind="generate", model=self._keyed, decoding=decoding.key(), seed=seed, n=n, chat=c, **offset)
                 for c in chats]
 
         def call(idx):
@@ -218,7 +221,7 @@ class CachedBackend:
         return [[Sample.from_json(s) for s in v] for v in self._through(keys, call)]
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
-        keys = [call_key(kind="score", model=self.model_id, chat=c, response=r) for c, r in zip(chats, responses)]
+        keys = [call_key(kind="score", model=self._keyed, chat=c, response=r) for c, r in zip(chats, responses)]
 
         def call(idx):
             return [s.to_json() for s in self.inner.score([chats[i] for i in idx], [responses[i] for i in idx])]

@@ -75,6 +75,8 @@ def retry_after(e) -> float | None:
 
 
 class OpenAIBackend:
+    precision = None  # the server's business
+
     def __init__(self, model: str, base_url: str | None = None, base_urls: list[str] | None = None,
                  api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 8, timeout: float = 60.0,
                  max_retries: int = 6, supports_logprobs: bool | None = None, backoff: float = 0.5,
