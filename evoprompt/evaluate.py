@@ -26,9 +26,9 @@ from evoprompt.llm import Decoding
 from . import metrics
 from .config import CacheConfig, DecodingConfig, GateConfig, RoleConfig, target_pool, typed
 from .errors import UserError
-from .io import atomic_write_jsonl, atomic_write_text
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .presets import target_preset
-from .report import bar_chart
+from .report import bar_chart, usage, usage_table
 from .run import decoding, open_cache, role_backend
 
 
@@ -80,10 +80,11 @@ def evaluate(cfg, run_dir: Path) -> None:
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"])
     rj = c["refusal_judge"]
     judge_backend = None
+    backends: dict = {}  # role -> backend, for the usage table
     if rj["name"] == "llm":
         judge_role = (typed(RoleConfig, target_preset(rj["model"]), "refusal_judge.model") if rj["model"]
                       else next(iter(targets.values())))
-        judge_backend = role_backend(judge_role, cache)
+        judge_backend = backends["refusal judge"] = role_backend(judge_role, cache)
     judge = make_judge(rj["name"], embedder=embedder, backend=judge_backend, model=rj["model"])
     rows: list[dict] = []
 
@@ -93,7 +94,8 @@ def evaluate(cfg, run_dir: Path) -> None:
     gate = None
     if c["safety"]:
         g = typed(GateConfig, c["gate"], "gate")
-        gate = HarmlessnessGate(role_backend(g, cache), g.mode, g.threshold, g.prompt, g.blocklist, decoding(g))
+        backends["gate"] = role_backend(g, cache)
+        gate = HarmlessnessGate(backends["gate"], g.mode, g.threshold, g.prompt, g.blocklist, decoding(g))
     for name, texts in sets.items():
         console.print(f"[bold]{name}[/]: {len(texts)} prompts")
         tokens = [t for x in texts for t in metrics.tokenize(x)]
@@ -109,12 +111,12 @@ def evaluate(cfg, run_dir: Path) -> None:
     d = typed(DecodingConfig, c["decoding"], "decoding")
     dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
     for tname, tcfg in targets.items():
-        backend = role_backend(tcfg, cache)
+        backend = backends[f"target {tname}"] = role_backend(tcfg, cache)
         own = tcfg.system_prompt if tcfg.system_prompt is not None else sp  # a target's own system prompt wins
         responses = measure_target(backend, tname, sets, own, dec, judge, c["seed"], c["bootstrap"], add, console)
         atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
     own_prompts = {n: t.system_prompt for n, t in targets.items() if t.system_prompt is not None}
-    write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts)
+    write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts, usage(backends))
 
 
 def measure_target(backend, tname: str, sets: dict[str, list[str]], sp: str | None, dec: Decoding, judge, seed: int,
@@ -158,7 +160,7 @@ def _fmt(r: dict) -> str:
 
 
 def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: dict, console,
-                  own_prompts: dict[str, str] | None = None) -> None:
+                  own_prompts: dict[str, str] | None = None, model_usage: dict | None = None) -> None:
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
     w.writeheader()
@@ -179,7 +181,9 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
         lines.append("")
     lines += ["## Instruction sets", "", "| set | " + " | ".join(per_set) + " |", "|---" * (len(per_set) + 1) + "|"]
     lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, "-", m)]) for m in per_set) + " |" for s in sets]
+    lines += ["", *usage_table(model_usage or {})]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    atomic_write_json(run_dir / "usage.json", model_usage or {}, indent=1)
     for t in targets:
         bar_chart({m: [get[(s, t, m)] for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
                   f"refusal rates: {t}", run_dir / f"refusal_{t.replace('/', '_')}.png")

@@ -1,6 +1,7 @@
 """report.md and fitness.png: what a run did, per generation, with its resolved configuration."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -53,10 +54,28 @@ def _row(*cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def usage(backends: dict) -> dict:
+    """Per role: the weights' precision (None: a server's) and what reached the model, cache hits apart."""
+    return {role: {"model": b.model_id, "precision": b.precision} | asdict(b.usage) for role, b in backends.items()}
+
+
+def usage_table(usage: dict) -> list[str]:
+    if not usage:
+        return []
+    cols = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
+    lines = ["## Model usage", "",
+             "Per role: batched calls and prompts that reached the model, prompts answered by the call cache (or by "
+             "an identical prompt in the same call), responses generated, their tokens, and response tokens scored.", "",
+             _row("role", "model", "precision", *(c.replace("_", " ") for c in cols)), _row(*["---"] * (len(cols) + 3))]
+    lines += [_row(role, u["model"], u["precision"] or "server's", *(u[c] for c in cols)) for role, u in usage.items()]
+    return lines + [""]
+
+
 def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str,
                  transfer: list[str] = ()) -> None:
     lines = ["# evoprompt run report", ""]
-    lines += [f"- {k}: {v}" for k, v in run_info.items() if k not in ("operators", "transfer")]
+    lines += [f"- {k}: {v}" for k, v in run_info.items() if k not in ("operators", "transfer", "usage")]
+    lines += ["", *usage_table(run_info.get("usage", {}))]
     lines += ["", "## Per generation", "",
               _row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),

@@ -192,6 +192,18 @@ def _transfer(run: Run) -> str:
     return out
 
 
+def _usage(run: Run) -> str:
+    cols = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
+    rows = [[_e(role), _e(u["model"]), _e(u["precision"] or "server's"), *(u[c] for c in cols)]
+            for role, u in run.info.get("usage", {}).items()]
+    if not rows:
+        return "<p>This run directory records no model usage.</p>"
+    return ("<p>Per role: batched calls and prompts that reached the model, prompts answered by the call cache, "
+            "responses generated, their tokens, and response tokens scored.</p>"
+            + _table(["role", "model", "precision", *(c.replace("_", " ") for c in cols)], rows,
+                     numeric=set(range(3, 3 + len(cols)))))
+
+
 def render(run: Run) -> str:
     prov, info = run.provenance, run.info
     facts = [("target", prov.get("target_model") or dig(run.config, "target", "model")),
@@ -214,6 +226,8 @@ def render(run: Run) -> str:
 {_strategies(run)}
 <h2>Transfer across targets</h2>
 {_transfer(run)}
+<h2>Model usage</h2>
+{_usage(run)}
 <h2 id="items">Exported items ({len(run.benchmark)})</h2>
 {items}
 <h2>Gate rejections</h2>

@@ -28,7 +28,7 @@ from .llm import Decoding, get_backend
 from .llm.cache import CachedBackend, CallCache
 from .llm.embedded import EMBEDDED_LLM, cache_root
 from .progress import RunProgress
-from .report import plot_fitness, write_report
+from .report import plot_fitness, usage, write_report
 from .report_html import write_html_report
 from .search import Parts, evolve, make_toolbox
 
@@ -47,29 +47,9 @@ def open_cache(cfg) -> CallCache | None:
     return CallCache(cfg.path or cache_root() / "calls.sqlite")
 
 
-class _Uncached:
-    """Counts calls like CachedBackend does, for runs with the cache off."""
-
-    def __init__(self, inner):
-        self.inner, self.model_id, self.model_calls = inner, inner.model_id, 0
-        self.precision = getattr(inner, "precision", None)
-
-    @property
-    def supports_logprobs(self) -> bool:  # asked on first use: an OpenAI backend probes its server for it
-        return self.inner.supports_logprobs
-
-    def generate(self, *a, **kw):
-        self.model_calls += 1
-        return self.inner.generate(*a, **kw)
-
-    def score(self, *a, **kw):
-        self.model_calls += 1
-        return self.inner.score(*a, **kw)
-
-
-def role_backend(role: RoleConfig, cache: CallCache | None):
-    backend = get_backend(role.backend_config())
-    return CachedBackend(backend, cache) if cache else _Uncached(backend)
+def role_backend(role: RoleConfig, cache: CallCache | None) -> CachedBackend:
+    """The role's backend, counting its usage; cache=None: every prompt reaches the model."""
+    return CachedBackend(get_backend(role.backend_config()), cache)
 
 
 def validate(container: dict) -> RunConfig:
@@ -159,7 +139,7 @@ def run(hydra_cfg, run_dir: Path) -> dict:
         "items_per_1000_target_samples": round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
         "target_samples": samples,
         "model_calls": {role: b.model_calls for role, b in backends.items()},
-        "precision": {role: b.precision or "server's" for role, b in backends.items()},
+        "usage": usage(backends),
         "cache_hits": cache.hits if cache else None, "cache_misses": cache.misses if cache else None,
         "rewrites_given_up": st.counters.get("rewrite_failures", 0),
         "operators": st.counters.get("operators", {}),

@@ -49,6 +49,10 @@ def test_eval_benchmark_and_xstest_side_by_side(tmp_path):
     assert n == {"run": 4, "xstest_prompts": 6}
     responses = [json.loads(l) for l in open(out / "responses_embedded.jsonl")]
     assert len(responses) == 10 and all(r["response"] for r in responses)
+    usage = json.loads((out / "usage.json").read_text())
+    target = usage["target embedded"]
+    assert "gate" in usage and "## Model usage" in report
+    assert target["prompts"] + target["cache_hits"] == 10 and target["samples"] == target["prompts"]
 
 
 def test_judge_calibrate_and_train_on_labelled_files(tmp_path):

@@ -132,6 +132,22 @@ CHATS = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
 DEC = Decoding(0.7, 1.0, 8)
 
 
+def test_usage_counts_model_work_and_cache_hits_apart(tmp_path):
+    inner = Counting()
+    backend = CachedBackend(inner, CallCache(tmp_path / "calls.sqlite"))
+    backend.generate(CHATS + CHATS[:1], 2, DEC, 0)  # the repeated prompt is answered by its twin in the call
+    backend.generate(CHATS, 2, DEC, 0)
+    backend.score(CHATS[:2], ["a b", "c"])
+    u = backend.usage
+    assert (u.model_calls, u.prompts, u.cache_hits, u.samples, u.generated_tokens, u.scored_tokens) == (2, 6, 5, 8, 8, 3)
+    assert inner.prompts == u.prompts
+    uncached = CachedBackend(Counting(), None)
+    uncached.generate(CHATS, 2, DEC, 0)
+    uncached.generate(CHATS, 2, DEC, 0)
+    assert (uncached.usage.model_calls, uncached.usage.prompts, uncached.usage.cache_hits) == (2, 8, 0)
+    assert uncached.inner.prompts == 8
+
+
 def _fill(path) -> None:
     cache = CallCache(path)
     CachedBackend(Counting(), cache).generate(CHATS, 2, DEC, 0)

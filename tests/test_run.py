@@ -1,9 +1,9 @@
 """End-to-end runs on the real embedded models (SmolLM2-135M, MiniLM), real DEAP loop, real files."""
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -44,8 +44,17 @@ def test_every_output_written(small_run):
         assert (out / name).exists(), name
     assert (out / "fitness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
-    for section in ("## Per generation", "## Strategy success", "## Resolved configuration", "acceptance", "gate pass"):
+    for section in ("## Per generation", "## Strategy success", "## Resolved configuration", "acceptance", "gate pass",
+                    "## Model usage"):
         assert section.lower() in report.lower(), section
+    assert "Model usage" in (out / "report.html").read_text()
+    usage = json.loads((out / "run.json").read_text())["info"]["usage"]
+    assert set(usage) == {"target", "rewriter", "gate", "helper"}
+    t = usage["target"]
+    assert t["model"] == "embedded" and t["precision"] == "float32"  # the tests pin float32 (conftest)
+    assert t["model_calls"] >= 1 and t["prompts"] + t["cache_hits"] >= 2
+    # the target samples K=6 per candidate and scores log-probs (fluency filter, export's refusal templates)
+    assert t["samples"] >= 6 and t["samples"] % 6 == 0 and t["generated_tokens"] >= t["samples"] and t["scored_tokens"] > 0
     bench = read_jsonl(out / "benchmark.jsonl")
     assert bench, "no survivor"
     for b in bench:
@@ -94,6 +103,8 @@ def test_identical_rerun_is_served_from_cache(small_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((tmp_path / "again" / "run.json").read_text())["info"]
     assert sum(info["model_calls"].values()) == 0
+    assert all(u["prompts"] == u["generated_tokens"] == 0 for u in info["usage"].values())
+    assert info["usage"]["target"]["cache_hits"] > 0
     assert (tmp_path / "again" / "benchmark.jsonl").read_text() == (out / "benchmark.jsonl").read_text()
 
 
@@ -104,17 +115,11 @@ def test_kill_during_generation_2_then_resume_equals_uninterrupted(tmp_path):
 
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "evoprompt", *args, f"cache.path={tmp_path / 'c2.sqlite'}", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 900
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = run_dir / "checkpoint.json"
-        if ckpt.exists() and json.loads(ckpt.read_text())["generation"] == 1:
-            time.sleep(8)  # well inside generation 2
-            break
-        time.sleep(0.5)
-    assert proc.poll() is None, "run ended before it could be killed in generation 2"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # SIGKILL at generation 2's scoring (score 1: the seeds, 2: generation 1), after its mutants are made; a
+    # kill timed from outside lands after the run's end on a fast machine
+    killed = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900,
+                            env={**os.environ, "EVOPROMPT_KILL_AT": "score:3"})
+    assert killed.returncode == -signal.SIGKILL
     assert json.loads((run_dir / "checkpoint.json").read_text())["generation"] == 1
     assert not (run_dir / "benchmark.jsonl").exists()
 

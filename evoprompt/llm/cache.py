@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -178,17 +179,36 @@ class CallCache:
                     self._failed(e)
 
 
-class CachedBackend:
-    """Wraps any Backend; only the prompts missing from the cache reach the model, in one batched call."""
+@dataclass
+class Usage:
+    """What one role asked of its model. A prompt is one chat of a generate call (with all its samples) or one
+    (chat, response) pair of a score call; cache hits (answered from the call cache or by an identical prompt in
+    the same call) are counted apart from the work that reached the model."""
 
-    def __init__(self, inner: Backend, cache: CallCache):
+    model_calls: int = 0  # batched calls that reached the model
+    prompts: int = 0  # prompts that reached the model
+    cache_hits: int = 0
+    samples: int = 0  # responses generated
+    generated_tokens: int = 0
+    scored_tokens: int = 0  # response tokens whose log-probs a score call computed
+
+
+class CachedBackend:
+    """Wraps any Backend and counts its Usage; only the prompts missing from the cache (all of them with
+    cache=None) reach the model, each distinct prompt once, in one batched call."""
+
+    def __init__(self, inner: Backend, cache: CallCache | None):
         self.inner = inner
         self.cache = cache
         self.model_id = inner.model_id
         self.precision = getattr(inner, "precision", None)
         # bf16 and float32 weights sample differently; float32 keys stay those of earlier caches
         self._keyed = self.model_id if self.precision in (None, "float32") else f"{self.model_id}@{self.precision}"
-        self.model_calls = 0  # batched calls that reached the model
+        self.usage = Usage()
+
+    @property
+    def model_calls(self) -> int:
+        return self.usage.model_calls
 
     @property
     def supports_logprobs(self) -> bool:
@@ -197,13 +217,17 @@ class CachedBackend:
 
     def _through(self, keys: list[str], call) -> list:
         """Values for keys, computing the missing ones (each distinct key once) with call(indices)."""
-        found = self.cache.get_many(keys)
+        found = self.cache.get_many(keys) if self.cache else {}
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         missing = [first[k] for k in dict.fromkeys(k for k in keys if k not in found)]
+        u = self.usage
+        u.cache_hits += len(keys) - len(missing)
         if missing:
             new = {keys[i]: v for i, v in zip(missing, call(missing))}
-            self.model_calls += 1
-            self.cache.put_many(new)
+            u.model_calls += 1
+            u.prompts += len(missing)
+            if self.cache:
+                self.cache.put_many(new)
             found.update(new)
         return [found[k] for k in keys]
 
@@ -216,6 +240,8 @@ class CachedBackend:
 
         def call(idx):
             fresh = self.inner.generate([chats[i] for i in idx], n, decoding, seed, first=first)
+            self.usage.samples += sum(len(samples) for samples in fresh)
+            self.usage.generated_tokens += sum(s.n_tokens for samples in fresh for s in samples)
             return [[s.to_json() for s in samples] for samples in fresh]
 
         return [[Sample.from_json(s) for s in v] for v in self._through(keys, call)]
@@ -224,6 +250,8 @@ class CachedBackend:
         keys = [call_key(kind="score", model=self._keyed, chat=c, response=r) for c, r in zip(chats, responses)]
 
         def call(idx):
-            return [s.to_json() for s in self.inner.score([chats[i] for i in idx], [responses[i] for i in idx])]
+            scored = self.inner.score([chats[i] for i in idx], [responses[i] for i in idx])
+            self.usage.scored_tokens += sum(s.n_tokens for s in scored)
+            return [s.to_json() for s in scored]
 
         return [Sample.from_json(v) for v in self._through(keys, call)]
