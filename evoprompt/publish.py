@@ -232,15 +232,22 @@ def card_body(run: Run, counts: dict, license: str) -> str:
               "selects by simulated annealing. An item is exported when the gate passed it, its refusal probability "
               f"reached {setting('export', 'min_refusal', default='?')} and at least one sampled response was judged "
               "a refusal and confirmed by a refusal-phrase detector. Seeds themselves are never exported.", "",
-              "### Models", "", _row("role", "model", "backend"), _row("---", "---", "---")]
+              "### Models", "", _row("role", "model", "backend", "weights"), _row("---", "---", "---", "---")]
     pool = prov.get("targets") or [{"name": "target", "model": setting("target", "model"),
                                     "backend": setting("target", "backend", default=""),
                                     "system_prompt": setting("target", "system_prompt")}]
     several = len(pool) > 1
+    usage = run.info.get("usage", {})
+
+    def weights(role: str) -> str:  # bf16 and float32 sample differently: part of what reproduces the set
+        u = usage.get(role)
+        return "unknown" if u is None else u["precision"] or "server's"
+
     for t in pool:
-        lines.append(_row(f"target {t['name']}" if several else "target", f"`{model_name(t['model'])}`", t["backend"]))
+        role = f"target {t['name']}" if several else "target"
+        lines.append(_row(role, f"`{model_name(t['model'])}`", t["backend"], weights(role)))
     for role in ("rewriter", "gate", "helper"):
-        lines.append(_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default='')))
+        lines.append(_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default=''), weights(role)))
     lines.append("")
     for t in pool:
         system, who = t.get("system_prompt"), f"target {t['name']}" if several else "target"
