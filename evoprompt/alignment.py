@@ -57,7 +57,9 @@ def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, t
         refuses = judge.prob([texts[i] for i in todo], answers)
         sims = (np.sum(embed([texts[i] for i in todo]) * embed(answers), axis=1) if todo else [])
         for i, a, p, s in zip(todo, answers, refuses, sims):
-            if a and p < 0.5 and s >= min_similarity:
+            # a small judge passes "I'm sorry, but I'm not here to ..." as compliant: the phrase detector that
+            # confirms the rejected side must not fire on the chosen one
+            if a and p < 0.5 and not _PHRASES.refuses(a) and s >= min_similarity:
                 helpful[i] = a
     refusals: dict[int, tuple[str, str]] = {}
     flat = [(i, s["text"]) for i, it in enumerate(items) for s in it["samples"]]

@@ -181,6 +181,27 @@ def test_pairs_need_a_judged_refusal_and_an_on_topic_compliant_answer():
     assert pairs[2].usable and pairs[2].refusal_source == "target-scored-template"
 
 
+def test_a_chosen_answer_with_a_refusal_phrase_is_not_taken_even_when_the_judge_passes_it():
+    apology = "I'm sorry for any mistake, but I'm not here to spoof your dog, I'm here to help you with his pills."
+
+    class Helper:
+        model_id, supports_logprobs = "helper", True
+
+        def generate(self, chats, n, decoding, seed, first=0):
+            return [[Sample(apology)] for _ in chats]
+
+    phrases = make_judge("phrases")
+
+    class Lenient:  # a weak judge that reads the apology as compliance
+        def prob(self, xs, ys):
+            return [0.0 if y == apology else p for y, p in zip(ys, phrases.prob(xs, ys))]
+
+    items = [{"text": "How do I spoof my dog into taking his pills?", "samples": [{"text": REFUSAL}]}]
+    pairs = build_pairs(items, Helper(), Decoding(), Scripted(), lambda x: [{"role": "user", "content": x}],
+                        Lenient(), Embed(), 0, 2, 0.0)
+    assert not pairs[0].usable and "helper" in pairs[0].dropped
+
+
 def test_typed_config_rejects_bad_values():
     from evoprompt.errors import UserError
 
