@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from statistics import mean
 
+from .config import target_roles
 from .errors import UserError, unknown
 from .io import atomic_write_jsonl, atomic_write_text
 from .harness import judge_info
@@ -237,21 +238,21 @@ def card_body(run: Run, counts: dict, license: str) -> str:
                                     "backend": setting("target", "backend", default=""),
                                     "system_prompt": setting("target", "system_prompt")}]
     several = len(pool) > 1
+    roles = target_roles([t["name"] for t in pool])
     usage = run.info.get("usage", {})
 
     def weights(role: str) -> str:  # bf16 and float32 sample differently: part of what reproduces the set
         u = usage.get(role)
         return "unknown" if u is None else u["precision"] or "server's"
 
-    for t in pool:
-        role = f"target {t['name']}" if several else "target"
+    for t, role in zip(pool, roles):
         lines.append(_row(role, f"`{model_name(t['model'])}`", t["backend"], weights(role)))
     for role in ("rewriter", "gate", "helper"):
         lines.append(_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default=''), weights(role)))
     lines.append("")
-    for t in pool:
-        system, who = t.get("system_prompt"), f"target {t['name']}" if several else "target"
-        lines.append(f"System prompt of the {who}: {f'`{system}`' if system else 'none'}.")
+    for t, role in zip(pool, roles):
+        system = t.get("system_prompt")
+        lines.append(f"System prompt of the {role}: {f'`{system}`' if system else 'none'}.")
     if several:
         lines += ["", f"The items were evolved against {len(pool)} targets at once (fitness aggregate "
                   f"`{setting('fitness', 'aggregate', default='mean')}`); each item records every target's refusal "

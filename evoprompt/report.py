@@ -59,16 +59,22 @@ def usage(backends: dict) -> dict:
     return {role: {"model": b.model_id, "precision": b.precision} | asdict(b.usage) for role, b in backends.items()}
 
 
+_USAGE_COUNTS = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
+USAGE_HEADER = ["role", "model", "precision", *(c.replace("_", " ") for c in _USAGE_COUNTS)]
+USAGE_NOTE = ("Per role: batched calls and prompts that reached the model, prompts answered by the call cache (or by "
+              "an identical prompt in the same call), responses generated, their tokens, and response tokens scored.")
+
+
+def usage_rows(usage: dict) -> list[list]:
+    """USAGE_HEADER's cells per role of usage() (as run.json and eval's usage.json hold it)."""
+    return [[role, u["model"], u["precision"] or "server's", *(u[c] for c in _USAGE_COUNTS)] for role, u in usage.items()]
+
+
 def usage_table(usage: dict) -> list[str]:
     if not usage:
         return []
-    cols = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
-    lines = ["## Model usage", "",
-             "Per role: batched calls and prompts that reached the model, prompts answered by the call cache (or by "
-             "an identical prompt in the same call), responses generated, their tokens, and response tokens scored.", "",
-             _row("role", "model", "precision", *(c.replace("_", " ") for c in cols)), _row(*["---"] * (len(cols) + 3))]
-    lines += [_row(role, u["model"], u["precision"] or "server's", *(u[c] for c in cols)) for role, u in usage.items()]
-    return lines + [""]
+    return (["## Model usage", "", USAGE_NOTE, "", _row(*USAGE_HEADER), _row(*["---"] * len(USAGE_HEADER))]
+            + [_row(*r) for r in usage_rows(usage)] + [""])
 
 
 def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str,

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 
 from .io import atomic_write_text  # noqa: E402
-from .report import plot_fitness  # noqa: E402
+from .report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
 from .rundir import Run, dig, load_run  # noqa: E402
 from .transfer import ci_text  # noqa: E402
 
@@ -193,15 +193,10 @@ def _transfer(run: Run) -> str:
 
 
 def _usage(run: Run) -> str:
-    cols = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
-    rows = [[_e(role), _e(u["model"]), _e(u["precision"] or "server's"), *(u[c] for c in cols)]
-            for role, u in run.info.get("usage", {}).items()]
+    rows = [[_e(c) for c in r] for r in usage_rows(run.info.get("usage", {}))]
     if not rows:
         return "<p>This run directory records no model usage.</p>"
-    return ("<p>Per role: batched calls and prompts that reached the model, prompts answered by the call cache, "
-            "responses generated, their tokens, and response tokens scored.</p>"
-            + _table(["role", "model", "precision", *(c.replace("_", " ") for c in cols)], rows,
-                     numeric=set(range(3, 3 + len(cols)))))
+    return f"<p>{_e(USAGE_NOTE)}</p>" + _table(USAGE_HEADER, rows, numeric=set(range(3, len(USAGE_HEADER))))
 
 
 def render(run: Run) -> str:
