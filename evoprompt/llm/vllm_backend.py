@@ -95,9 +95,15 @@ class VLLMBackend:
 
         pairs = [(self.prompt_ids(c), self.tok(r, add_special_tokens=False)["input_ids"])
                  for c, r in zip(chats, responses)]
-        results = self.llm.generate([TokensPrompt(prompt_token_ids=p + y) for p, y in pairs],
-                                    SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False,
-                                    lora_request=self.lora)
+        prompts = [TokensPrompt(prompt_token_ids=p + y) for p, y in pairs]
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0)
+        if self.lora:
+            # vLLM maps the LoRA logits per request, not per prompt token: two prompt-logprob requests in one
+            # engine step kill the engine (vllm-project/vllm#29955, "subscript b has size 2 ... size 51"),
+            # one request broadcasts to its own tokens correctly. So one request per step.
+            results = [r for q in prompts for r in self.llm.generate([q], params, use_tqdm=False, lora_request=self.lora)]
+        else:
+            results = self.llm.generate(prompts, params, use_tqdm=False)
         return [Sample(r, [res.prompt_logprobs[len(p) + k][t].logprob for k, t in enumerate(y)])
                 for r, (p, y), res in zip(responses, pairs, results)]
 
