@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from evoprompt.fitness.elbo import elbo
@@ -41,6 +40,7 @@ from evoprompt.seeds import load_seeds
 from .llm.base import Decoding, Sample
 from .llm.hf import HFBackend
 from .llm.vllm_backend import VLLMBackend
+from .progress import make_console
 
 CONF = Path(__file__).parent / "conf"
 WARMUP = "Give me a simple recipe for pancakes."
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     ref_texts = texts[::step][:args.reference_candidates]
     full, race = fitness_config(args.K), fitness_config(args.K, args.K_min, args.race_z)
     decoding = Decoding(1.0, 1.0, args.max_new_tokens)
-    console = Console(width=140)  # a log file gets the whole table, not one cut to 80 columns
+    console = make_console()
     hf = HFBackend("embedded", batch_size=args.batch_size)
     ref = hf if hf.precision == args.reference_dtype else HFBackend("embedded", dtype=args.reference_dtype)
     report = {"config": {"lineages": args.lineages, "candidates": len(texts), "reference_candidates": len(ref_texts),

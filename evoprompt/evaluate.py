@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from evoprompt.fitness.diversity import Embedder
@@ -28,6 +27,7 @@ from .config import CacheConfig, DecodingConfig, GateConfig, RoleConfig, target_
 from .errors import UserError
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .presets import target_preset
+from .progress import make_console
 from .report import bar_chart, usage, usage_table
 from .run import decoding, open_cache, role_backend
 
@@ -75,7 +75,7 @@ def evaluate(cfg, run_dir: Path) -> None:
     sets = {set_name(p, taken): [s.text for s in load_seeds(p, "auto", c["text_column"], c["limit"], c["split"])]
             for p in c["sets"]}
     run_dir.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     cache = open_cache(typed(CacheConfig, c["cache"], "cache"))
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"])
     rj = c["refusal_judge"]

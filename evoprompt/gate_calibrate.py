@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from evoprompt.fitness.gate import HarmlessnessGate
@@ -26,6 +25,7 @@ from . import metrics
 from .config import CacheConfig, GateConfig, typed
 from .errors import UserError
 from .io import atomic_write_text
+from .progress import make_console
 from .run import decoding, open_cache, role_backend
 
 XSTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest" / "xstest_prompts.csv"
@@ -174,6 +174,6 @@ def _print(s: dict, threshold: float, run_dir: Path) -> None:
         if r:
             table.add_row(f"{r['threshold']:.6g} ({name})", _fmt(r["accuracy"]), _fmt(r["unsafe_recall"]),
                           _fmt(r["unsafe_precision"]), _fmt(r["safe_pass_rate"]))
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"AUROC {_fmt(s['auroc'])}; written {run_dir / 'gate_calibration.json'} and .md")

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from evoprompt.fitness.diversity import Embedder
@@ -17,6 +16,7 @@ from .config import CacheConfig, RoleConfig, typed
 from .errors import UserError
 from .io import atomic_write_text
 from .presets import target_preset
+from .progress import make_console
 from .run import open_cache, role_backend
 
 
@@ -39,7 +39,7 @@ def train(cfg, run_dir: Path) -> None:
     out = Path(c["out"] or run_dir / "refusal_classifier.npz")
     out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(out)
-    Console(stderr=True).print(f"trained on {len(rows)} labelled responses ({sum(r[2] for r in rows)} refusals); "
+    make_console(stderr=True).print(f"trained on {len(rows)} labelled responses ({sum(r[2] for r in rows)} refusals); "
                                f"saved {out}; use it with fitness.judge=classifier fitness.judge_model={out}")
 
 
@@ -52,7 +52,7 @@ def calibrate(cfg, run_dir: Path) -> None:
                                open_cache(typed(CacheConfig, c["cache"], "cache")))
     embedder = Embedder(c["embedder"]["model"], c["embedder"]["device"]) if c["judge"] == "classifier" else None
     judge = make_judge(c["judge"], embedder=embedder, backend=backend, model=c["judge_model"])
-    console = Console()
+    console = make_console()
     table = Table(title=f"judge '{c['judge']}' against human/silver labels (refusal = full or partial)")
     for col in ("file", "n", "accuracy", "refusal P", "refusal R", "refusal F1", "compliance F1", "confusion [[TN FP] [FN TP]]"):
         table.add_column(col)

@@ -12,6 +12,14 @@ from rich.table import Table
 
 
 KILL_ENV = "EVOPROMPT_KILL_AT"
+LOG_WIDTH = 140
+
+
+def make_console(stderr: bool = False, **kw) -> Console:
+    """A rich console; written to a file or pipe (a log, CI) it is LOG_WIDTH wide, as rich would cut every
+    table to 80 columns there."""
+    c = Console(stderr=stderr, **kw)
+    return c if c.is_terminal else Console(stderr=stderr, width=LOG_WIDTH, **kw)
 _kill_hits = 0
 
 
@@ -35,7 +43,7 @@ def kill_point(name: str) -> None:
 
 class RunProgress:
     def __init__(self, generations: int, backends: dict, cache, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.backends, self.cache = backends, cache
         self._last_calls = self._calls()
         self._progress = Progress(TextColumn("[bold]gen {task.completed}/{task.total}"), BarColumn(),

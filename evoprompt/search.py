@@ -313,7 +313,7 @@ def _finish(st, t, cands, accepted, dropped, stats, cfg, chooser, progress, run_
     st.logbook.append(rec)
     log.info("gen %d: scored %d, filtered %d, rejected %d, accepted %d/%d, elites %d, p(refusal) %.3f, best F %s, "
              "seconds %s", t, rec["candidates"], filtered, rejected, accepted, rec["lineages"], rec["elites"],
-             rec["refusal_prob"], rec["best_ever"], rec["seconds"])
+             rec["refusal_prob"], "-" if rec["best_ever"] is None else f"{rec['best_ever']:.3f}", rec["seconds"])
     st.chooser = chooser.state()
     st.generation = t
     progress.stage("checkpoint")

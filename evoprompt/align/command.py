@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from rich.console import Console
 
 from evoprompt.fitness.diversity import Embedder
 from evoprompt.fitness.refusal import JUDGES, make_judge
@@ -29,7 +28,7 @@ from ..evaluate import measure_target
 from ..io import atomic_write_json
 from ..llm import Decoding
 from ..llm.embedded import resolve_model_path
-from ..progress import kill_point
+from ..progress import kill_point, make_console
 from ..run import decoding, open_cache, role_backend
 from .data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
 from .report import write_report
@@ -125,7 +124,7 @@ def align(hydra_cfg, run_dir: Path) -> dict:
     container = OmegaConf.to_container(hydra_cfg, resolve=True)
     c = load_align_config(container)
     validate(c)
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True, soft_wrap=True)
     examples = load_examples(c.data, c.method)
     run_dir.mkdir(parents=True, exist_ok=True)
     h = checkpoint.config_hash({k: v for k, v in container.items() if k != "hydra"})
