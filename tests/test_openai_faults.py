@@ -55,7 +55,10 @@ class FaultServer:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # a "slow" answer the client timed out on
+                    pass
 
             def do_GET(self):
                 self._send(200, json.dumps({"object": "list", "data": [{"id": "embedded", "object": "model"}]}).encode())
