@@ -40,7 +40,7 @@ def train(cfg, run_dir: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(out)
     make_console(stderr=True).print(f"trained on {len(rows)} labelled responses ({sum(r[2] for r in rows)} refusals); "
-                               f"saved {out}; use it with fitness.judge=classifier fitness.judge_model={out}")
+                                    f"saved {out}; use it with fitness.judge=classifier fitness.judge_model={out}")
 
 
 def calibrate(cfg, run_dir: Path) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 
 KILL_ENV = "EVOPROMPT_KILL_AT"
+_kill_hits = 0
 LOG_WIDTH = 140
 
 
@@ -19,8 +20,9 @@ def make_console(stderr: bool = False, **kw) -> Console:
     """A rich console; written to a file or pipe (a log, CI) it is LOG_WIDTH wide, as rich would cut every
     table to 80 columns there."""
     c = Console(stderr=stderr, **kw)
-    return c if c.is_terminal else Console(stderr=stderr, width=LOG_WIDTH, **kw)
-_kill_hits = 0
+    if not c.is_terminal:
+        c.width = LOG_WIDTH
+    return c
 
 
 def kill_point(name: str) -> None:
