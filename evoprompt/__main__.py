@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from .presets import EXPERIMENTS, experiment_files
+from evoprompt.presets import EXPERIMENTS, experiment_files
 
 USAGE = """usage: python -m evoprompt <command> [key=value ...] [+experiment=NAME]
 
@@ -21,17 +21,9 @@ commands:
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
 
-# command -> (primary config in evoprompt/conf, module:function taking (cfg, run_dir))
-COMMANDS = {
-    "run": ("config", "evoprompt.run:run"),
-    "eval": ("eval", "evoprompt.evaluate:evaluate"),
-    "check": ("config", "evoprompt.check:check"),
-    "judge-train": ("judge", "evoprompt.judging:train"),
-    "judge-calibrate": ("judge", "evoprompt.judging:calibrate"),
-    "gate-calibrate": ("gate_calibrate", "evoprompt.gate_calibrate:calibrate"),
-    "export": ("export", "evoprompt.publish:export"),
-    "align": ("align", "evoprompt.align.command:align"),
-}
+# command -> its primary config in evoprompt/conf; the module evoprompt.commands.<name> has main(cfg, run_dir)
+COMMANDS = {"run": "config", "eval": "eval", "check": "config", "judge-train": "judge", "judge-calibrate": "judge",
+            "gate-calibrate": "gate_calibrate", "export": "export", "align": "align"}
 
 
 def fail(msg: str) -> None:
@@ -54,7 +46,7 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from .errors import UserError
+    from evoprompt.errors import UserError
 
     for a in args:
         if a.startswith("hydra.run.dir="):
@@ -75,21 +67,12 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
             node = OmegaConf.select(base, parent) if parent else base
             valid = ", ".join(map(str, node.keys())) if hasattr(node, "keys") else "none"
             fail(f"unknown key '{key}' ({leaf!r} is not a key of {parent or 'the config'}); valid: {valid}")
-    if command in ("run", "check"):
-        from .run import validate
+    from evoprompt.schema import validate
 
-        try:
-            validate(OmegaConf.to_container(cfg, resolve=True))
-        except UserError as e:
-            fail(str(e))
-    if command == "align":
-        from .align.command import validate as validate_align
-        from .config import load_align_config
-
-        try:
-            validate_align(load_align_config(OmegaConf.to_container(cfg, resolve=True)))
-        except UserError as e:
-            fail(str(e))
+    try:
+        validate(command, OmegaConf.to_container(cfg, resolve=True))
+    except UserError as e:
+        fail(str(e))
 
 
 def register_experiments(args: list[str]) -> None:
@@ -118,7 +101,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     register_experiments(rest)
-    config_name, target = COMMANDS[command]
+    config_name = COMMANDS[command]
     if "--help" not in rest and "-h" not in rest:
         precheck(command, config_name, rest)
 
@@ -128,12 +111,12 @@ def main() -> None:
     def task(cfg) -> None:
         import importlib
 
-        from .errors import UserError
-        from .llm.base import BackendError
+        from evoprompt.errors import UserError
+        from evoprompt.llm.base import BackendError
 
-        module, fn = target.split(":")
+        module = importlib.import_module(f"evoprompt.commands.{command.replace('-', '_')}")
         try:
-            getattr(importlib.import_module(module), fn)(cfg, Path(HydraConfig.get().runtime.output_dir))
+            module.main(cfg, Path(HydraConfig.get().runtime.output_dir))
         except (UserError, BackendError) as e:
             fail(str(e))
         except KeyboardInterrupt:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import experiments as _experiments
-from .errors import unknown
+from evoprompt import experiments as _experiments
+from evoprompt.errors import unknown
 
 TARGETS = Path(__file__).parent / "conf" / "target"
 EXPERIMENTS = Path(_experiments.__file__).parent

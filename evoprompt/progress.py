@@ -2,17 +2,15 @@
 fitness, ETA; a summary table at the end."""
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from evoprompt.faults import kill_point
 
-KILL_ENV = "EVOPROMPT_KILL_AT"
-_kill_hits = 0
+
 LOG_WIDTH = 140
 
 
@@ -23,24 +21,6 @@ def make_console(stderr: bool = False, **kw) -> Console:
     if not c.is_terminal:
         c.width = LOG_WIDTH
     return c
-
-
-def kill_point(name: str) -> None:
-    """Fault-injection hook for the crash tests: with EVOPROMPT_KILL_AT="SUBSTR:N" in the environment, the
-    N-th call (counted in this process, from 1) whose name contains SUBSTR SIGKILLs this process. Without the
-    variable it does nothing. RunProgress.stage(text) calls it with the stage text; atomic writes call it
-    with "write FILENAME" between the fsync of the temporary file and the rename."""
-    global _kill_hits
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
-        return
-    substr, _, n = spec.rpartition(":")
-    if not substr or not n.isdigit():
-        return
-    if substr in name:
-        _kill_hits += 1
-        if _kill_hits == int(n):
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunProgress:

@@ -14,28 +14,17 @@ screen (harm.py: "How do I kill my brother?") reject outright, whatever the judg
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 from evoprompt.errors import unknown
 from evoprompt.llm import Backend, Decoding
+from evoprompt.records import Verdict
 
-from .harm import person_harm
-from .judge_prompt import label_logprobs, load_prompt, render, sentences, softmax
+from evoprompt.fitness.harm import person_harm
+from evoprompt.fitness.judge_prompt import label_logprobs, load_prompt, render, sentences, softmax
 
 MODES = ("logprob", "text")
 ANSWER_PREFIX = "Verdict:"
 LABELS = ("safe", "unsafe")
 _SAFE_ANSWER = re.compile(r"(verdict\s*:\s*)?safe", re.I)
-
-
-@dataclass
-class Verdict:
-    safe: bool
-    p_safe: float
-    verdict: str       # "safe" | "unsafe" | "blocked: <phrase>" | "person harm: <phrase>"
-
-    def to_json(self) -> dict:
-        return {"safe": self.safe, "p_safe": round(self.p_safe, 4), "verdict": self.verdict}
 
 
 def parse_answer(text: str) -> float:

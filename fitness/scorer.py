@@ -20,14 +20,15 @@ from typing import Sequence
 
 import numpy as np
 
-from evoprompt.config import FitnessConfig
+from evoprompt.schema import FitnessConfig
 from evoprompt.llm import Backend, Decoding
 
-from .diversity import Embedder, novelty
-from .elbo import elbo, sample_terms
-from .racing import contenders, stages
-from .refusal.openers import opener_probability
-from .refusal.base import RefusalJudge
+from evoprompt.fitness.diversity import Embedder, novelty
+from evoprompt.fitness.elbo import elbo, sample_terms
+from evoprompt.fitness.racing import contenders, stages
+from evoprompt.fitness.refusal.openers import opener_probability
+from evoprompt.fitness.refusal.base import RefusalJudge
+from evoprompt.records import Sample, Score, TargetScore
 
 PER_TARGET = ("fitness", "refusal_term", "likelihood_term", "refusal_prob", "judge_refusal_rate", "opener_prob",
               "mean_logprob")
@@ -64,8 +65,8 @@ class Scorer:
         """The first target's chat: the one export's refusal templates are scored on."""
         return self.targets[0].chat(text)
 
-    def score(self, texts: list[str], archive: np.ndarray, seed: int, groups: list | None = None) -> list[dict]:
-        """Fitness record per text; archive holds unit embeddings of instructions already kept. groups (the
+    def score(self, texts: list[str], archive: np.ndarray, seed: int, groups: list | None = None) -> list[Score]:
+        """Score per text, with the text's embedding (`Score.embedding`, never written); archive holds unit embeddings of instructions already kept. groups (the
         lineage of each text) turns on racing when fitness.K_min < K (racing.py); without it every text gets K."""
         if not texts:
             return []
@@ -75,18 +76,18 @@ class Scorer:
         out = []
         for i in range(len(texts)):
             rows = {name: recs[i] for name, recs in per.items()}
-            mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in PER_TARGET}
-            out.append({
-                **mean, "fitness": aggregate([r["fitness"] for r in rows.values()], self.cfg.aggregate,
-                                             self.cfg.softmin_temperature),
-                "diversity": float(novel[i]),
-                "samples": [s | {"target": name} for name, r in rows.items() for s in r["samples"]],
-                "targets": {name: {k: r[k] for k in PER_TARGET} for name, r in rows.items()},
-                "embedding": embeddings[i].tolist() if len(embeddings[i]) else None,
-            })
+            mean = {k: float(np.mean([getattr(r, k) for r, _ in rows.values()])) for k in PER_TARGET}
+            mean["fitness"] = aggregate([r.fitness for r, _ in rows.values()], self.cfg.aggregate,
+                                        self.cfg.softmin_temperature)
+            out.append(Score(**mean, diversity=float(novel[i]),
+                             samples=[Sample(**s.to_json() | {"target": name}) for name, (_, ss) in rows.items()
+                                      for s in ss],
+                             targets={name: r for name, (r, _) in rows.items()},
+                             embedding=embeddings[i].tolist() if len(embeddings[i]) else None))
         return out
 
-    def _score_target(self, target: Target, texts: list[str], novel: np.ndarray, seed: int, groups: list | None) -> list[dict]:
+    def _score_target(self, target: Target, texts: list[str], novel: np.ndarray, seed: int,
+                      groups: list | None) -> list[tuple[TargetScore, list[Sample]]]:
         cfg = self.cfg
         chats = [target.chat(t) for t in texts]
         prior = (opener_probability(target.backend, chats, cfg.openers) if cfg.estimator == "surrogate"
@@ -115,11 +116,7 @@ class Scorer:
             p = [max(j, prior[i]) for j in judged[i]]  # a refusing sample, or the prior if larger
             e = elbo(p, [s.logprob for s in ss], [s.n_tokens for s in ss], cfg.lam, cfg.eps, cfg.floor,
                      cfg.mu, float(novel[i]))
-            out.append({
-                "fitness": e.fitness, "refusal_term": e.refusal_term, "likelihood_term": e.likelihood_term,
-                "refusal_prob": float(np.mean(p)), "judge_refusal_rate": float(np.mean(judged[i])),
-                "opener_prob": prior[i], "mean_logprob": float(np.mean([s.logprob for s in ss])),
-                "samples": [{"text": s.text, "logprob": round(s.logprob, 3), "tokens": s.n_tokens,
-                             "refusal": round(j, 4)} for s, j in zip(ss, judged[i])],
-            })
+            out.append((TargetScore(e.fitness, e.refusal_term, e.likelihood_term, float(np.mean(p)),
+                                    float(np.mean(judged[i])), prior[i], float(np.mean([s.logprob for s in ss]))),
+                        [Sample(s.text, round(s.logprob, 3), s.n_tokens, round(j, 4)) for s, j in zip(ss, judged[i])]))
         return out

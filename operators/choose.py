@@ -9,7 +9,7 @@ import random
 
 from evoprompt.errors import UserError, unknown
 
-from .strategies import STRATEGIES
+from evoprompt.operators.strategies import STRATEGIES
 
 MODES = ("uniform", "weighted", "adaptive")
 PRIOR_TRIALS = 10.0

@@ -10,7 +10,7 @@ import random
 import re
 from pathlib import Path
 
-from .strategies import STRATEGIES
+from evoprompt.operators.strategies import STRATEGIES
 
 _DIR = Path(__file__).parent
 # strategies of the "sensitive words" family edit words first and fall back to their framings

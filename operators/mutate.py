@@ -9,8 +9,8 @@ from pathlib import Path
 
 from evoprompt.llm import completion
 
-from .rewrite import TEMPLATES, RewriteRequest, chat_request
-from .strategies import get_strategy
+from evoprompt.operators.rewrite import TEMPLATES, RewriteRequest, chat_request
+from evoprompt.operators.strategies import get_strategy
 
 _MUTATE = (TEMPLATES / "mutate.txt").read_text(encoding="utf-8")
 EXAMPLES = Path(__file__).parent / "examples"

@@ -5,8 +5,8 @@ import random
 
 from evoprompt.llm import completion
 
-from .mutate import few_shot
-from .rewrite import TEMPLATES, RewriteRequest, chat_request
+from evoprompt.operators.mutate import few_shot
+from evoprompt.operators.rewrite import TEMPLATES, RewriteRequest, chat_request
 
 _RECOMBINE = (TEMPLATES / "recombine.txt").read_text(encoding="utf-8")
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 from evoprompt.llm import Backend, Chat, Decoding
 
-from .parse import ParseError, first_line, parse_rewrite
+from evoprompt.operators.parse import ParseError, first_line, parse_rewrite
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMAT = (TEMPLATES / "rewrite_format.txt").read_text(encoding="utf-8")

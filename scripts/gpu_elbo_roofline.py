@@ -27,7 +27,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's packages, installed or not
-from evoprompt.bench import fitness_config, measure, scorer_loop
+from evoprompt.commands.bench import fitness_config, measure, scorer_loop
 from evoprompt.llm.base import Decoding
 from evoprompt.llm.embedded import resolve_model_path
 from evoprompt.llm.hf import HFBackend

@@ -84,7 +84,7 @@ def test_one_prompt_set_metrics_are_na_not_a_crash():
     import math
 
     from evoprompt import metrics
-    from evoprompt.evaluate import _defined, _fmt
+    from evoprompt.commands.eval import _defined, _fmt
 
     v = _defined(metrics.semantic_diversity, [[0.6, 0.8]])
     assert math.isnan(v) and _fmt({"value": v, "lo": None, "hi": None}) == "n/a"

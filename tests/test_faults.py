@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import ROOT, SMALL_RUN
-from evoprompt import state as checkpoint
-from evoprompt.io import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
+from evoprompt.rundir import checkpoint
+from evoprompt.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
 from evoprompt.llm.base import Decoding, Sample
 from evoprompt.llm.cache import CachedBackend, CallCache, call_key
 
@@ -55,7 +55,7 @@ def _child(code: str, env_kill: str, cwd) -> subprocess.CompletedProcess:
 def test_sigkill_between_temp_and_rename_leaves_old_file_and_next_write_cleans_up(tmp_path):
     p = tmp_path / "benchmark.jsonl"
     atomic_write_jsonl(p, [{"old": True}])
-    code = (f"from evoprompt.io import atomic_write_jsonl\n"
+    code = (f"from evoprompt.files import atomic_write_jsonl\n"
             f"atomic_write_jsonl({str(p)!r}, [{{'new': i}} for i in range(1000)])\n")
     r = _child(code, "write benchmark.jsonl:1", ROOT)
     assert r.returncode == -signal.SIGKILL, r.stderr
@@ -66,7 +66,7 @@ def test_sigkill_between_temp_and_rename_leaves_old_file_and_next_write_cleans_u
 
 
 def test_kill_point_counts_matching_calls(tmp_path):
-    code = ("from evoprompt.progress import kill_point\n"
+    code = ("from evoprompt.faults import kill_point\n"
             "for i in range(5):\n"
             "    kill_point('score: 3 candidates'); kill_point('mutate: 2 rewrites')\n"
             "    print(i, flush=True)\n")
@@ -90,7 +90,7 @@ def test_corrupted_checkpoint_is_set_aside_and_run_starts_fresh(tmp_path, caplog
     good = path.read_bytes()
     path.write_bytes({"truncated": good[:len(good) // 2], "garbage": b"\xff\xfe\x00garbage", "empty": b"",
                       "not-a-state": b"[1, 2, 3]", "wrong-field": b'{"config_hash": "abc", "nope": 1}'}[damage])
-    with caplog.at_level(logging.WARNING, logger="evoprompt.state"):
+    with caplog.at_level(logging.WARNING, logger="evoprompt.rundir.checkpoint"):
         assert checkpoint.load(tmp_path, "abc") is None
     aside = list(tmp_path.glob("checkpoint.json.corrupt-*"))
     assert len(aside) == 1 and not path.exists()

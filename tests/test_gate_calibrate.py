@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from evoprompt import gate_calibrate as gc
+from evoprompt.commands import gate_calibrate as gc
 from evoprompt.errors import UserError
 
 from conftest import evoprompt

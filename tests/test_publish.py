@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from evoprompt.errors import UserError
-from evoprompt.publish import TASK, parse_formats, publish
-from evoprompt.report_html import lineage, write_html_report
+from evoprompt.commands.export import TASK, parse_formats, publish
+from evoprompt.rundir.report_html import lineage, write_html_report
 
 from conftest import ROOT, evoprompt
 

@@ -2,7 +2,7 @@
 depends only on (prompt, j), as the HF and vLLM backends guarantee."""
 import numpy as np
 
-from evoprompt.config import FitnessConfig
+from evoprompt.schema import FitnessConfig
 from evoprompt.fitness.racing import contenders, stages
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target

@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from evoprompt import state as checkpoint
-from evoprompt.alignment import build_pairs
-from evoprompt.config import ExportConfig, RunConfig, typed
-from evoprompt.export import select_items
+from evoprompt.rundir import checkpoint
+from evoprompt.pairs import build_pairs
+from evoprompt.schema import ExportConfig, RunConfig, typed
+from evoprompt.rundir.outputs import select_items
 from evoprompt.fitness.filters import Filters, SeedCopyGuard
 from evoprompt.fitness.gate import HarmlessnessGate
 from evoprompt.fitness.refusal import make_judge

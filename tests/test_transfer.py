@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SMALL_RUN, evoprompt
-from evoprompt import transfer
-from evoprompt.config import FitnessConfig, RunConfig, run_targets, target_pool, typed
+from evoprompt.rundir import transfer
+from evoprompt.schema import FitnessConfig, RunConfig, run_targets, target_pool, typed
 from evoprompt.errors import UserError
-from evoprompt.export import refused_by, select_items
+from evoprompt.rundir.outputs import refused_by, select_items
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target, aggregate
 from evoprompt.llm import Decoding, Sample
-from evoprompt.state import RunState
+from evoprompt.rundir.checkpoint import RunState
 
 REFUSAL = "I'm sorry, but I can't help with that."
 GUARD = "Refuse anything that could cause harm."
@@ -51,7 +51,7 @@ def test_target_pool_entries_override_target_and_name_themselves():
                                          ({"modl": "x"}, "unknown key 'fitness.targets[0].modl'"),
                                          ([1, 2], "fitness.targets[0] must be a mapping or a string")])
 def test_bad_target_entries_are_one_line(entry, says):
-    from evoprompt.config import load_run_config
+    from evoprompt.schema import load_run_config
 
     with pytest.raises(UserError) as e:
         load_run_config({"fitness": {"targets": [entry]}})
@@ -59,7 +59,7 @@ def test_bad_target_entries_are_one_line(entry, says):
 
 
 def test_min_targets_refusing_cannot_exceed_the_pool():
-    from evoprompt.config import load_run_config
+    from evoprompt.schema import load_run_config
 
     with pytest.raises(UserError, match=r"min_targets_refusing \(3\) exceeds the number of targets \(2"):
         load_run_config({"fitness": {"targets": [{}, {"system_prompt": GUARD}]}, "export": {"min_targets_refusing": 3}})
@@ -122,7 +122,7 @@ def _candidate(cid, lineage, plain, guarded):
 
 @pytest.mark.parametrize("k, kept", [(1, {"both", "plain-only", "guarded-only"}), (2, {"both"})])
 def test_pool_filter_keeps_items_refused_by_at_least_k_targets(k, kept):
-    from evoprompt.config import ExportConfig
+    from evoprompt.schema import ExportConfig
 
     st = RunState("h")
     cands = [_candidate("both", "a", True, True), _candidate("plain-only", "b", True, False),

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt.errors import UserError
+from evoprompt.public_sets import is_public, resolve
 from evoprompt.seeds import load_seeds
 from evoprompt.seeds.loaders import PACKAGED, jsonl_objects, parse_json
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
@@ -36,9 +36,9 @@ class Example:
 
 
 def resolve_path(path: str) -> Path | str:
-    """`shared:REL` -> ../shared/data/REL; `packaged:NAME` stays a name; anything else is a path."""
-    if path.startswith("shared:"):
-        return SHARED_DATA / path.split(":", 1)[1]
+    """`data:NAME` -> the public set's local copy (public_sets); `packaged:NAME` stays a name; else a path."""
+    if is_public(path):
+        return resolve(path)
     if path.startswith("packaged:"):
         name = path.split(":", 1)[1]
         if name not in PACKAGED:

@@ -7,8 +7,8 @@ import numpy as np
 
 from evoprompt.fitness.refusal import CLASS_NAMES
 
-from ..io import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from ..report import bar_chart
+from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from evoprompt.rundir.report import bar_chart
 
 
 def paired_change(before, after, n: int, seed: int) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from evoprompt.config import AlignSettings, StageSettings
+from evoprompt.schema import AlignSettings, StageSettings
 
 def use_bf16(torch, device: str) -> bool:
     """bf16 mixed precision where the hardware has it (TRL's default would take it on any CPU, where it runs

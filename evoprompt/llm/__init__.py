@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import unknown
-from .base import Backend, BackendError, Chat, Decoding, Sample, completion, raw_document
+from evoprompt.errors import unknown
+from evoprompt.llm.base import Backend, BackendError, Chat, Decoding, Sample, completion, raw_document
 
 
 # name -> module:class; modules import their heavy libraries (torch, vllm, openai) only when constructed
@@ -18,25 +18,22 @@ def backend_class(name: str) -> type:
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 _ENGINES: dict[tuple, Backend] = {}
-# keys of a role's config that configure the role, not the engine it runs on
-ROLE_ONLY = ("decoding", "system_prompt", "prompt", "mode", "threshold", "blocklist")
 
 
-def engine_key(role_cfg: dict) -> tuple:
+def engine_key(engine_cfg: dict) -> tuple:
     """Roles whose backend and model settings agree share one engine, built with the first role's batch size."""
-    load = {k: v for k, v in role_cfg.items() if k not in ROLE_ONLY and k != "batch_size"}
-    return tuple(sorted((k, repr(v)) for k, v in load.items()))
+    return tuple(sorted((k, repr(v)) for k, v in engine_cfg.items() if k != "batch_size"))
 
 
-def get_backend(role_cfg: dict) -> Backend:
-    """One engine per model per process, shared between roles."""
-    name = role_cfg.get("backend", "hf")
+def get_backend(engine_cfg: dict) -> Backend:
+    """One engine per model per process, shared between roles; engine_cfg: backend, model and the backend's
+    constructor keys (RoleConfig.backend_config)."""
+    name = engine_cfg.get("backend", "hf")
     if name not in BACKENDS:
         raise unknown("backend", name, BACKENDS)
-    key = engine_key(role_cfg)
+    key = engine_key(engine_cfg)
     if key not in _ENGINES:
-        kw = {k: v for k, v in role_cfg.items() if k not in ROLE_ONLY and k != "backend"}
-        _ENGINES[key] = backend_class(name)(**kw)
+        _ENGINES[key] = backend_class(name)(**{k: v for k, v in engine_cfg.items() if k != "backend"})
     return _ENGINES[key]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .base import Backend, Chat, Decoding, Sample
+from evoprompt.llm.base import Backend, Chat, Decoding, Sample
 
 
 log = logging.getLogger("evoprompt.cache")

@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .base import BackendError
+from evoprompt.llm.base import BackendError
 
 EMBEDDED_LLM = "embedded"
 EMBEDDED_EMBEDDER = "embedded-embedder"

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .base import BackendError, Chat, Decoding, Sample, raw_document
-from .embedded import resolve_model_path
+from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
+from evoprompt.llm.embedded import resolve_model_path
 
 
 def row_seed(seed: int, text: str, j: int) -> int:

@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import BackendError, Chat, Decoding, Sample
-from .embedded import EMBEDDED_LLM, resolve_model_path
+from evoprompt.llm.base import BackendError, Chat, Decoding, Sample
+from evoprompt.llm.embedded import EMBEDDED_LLM, resolve_model_path
 
 log = logging.getLogger("evoprompt.openai")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}

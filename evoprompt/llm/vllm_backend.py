@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from .base import BackendError, Chat, Decoding, Sample, raw_document
-from .embedded import resolve_model_path
-from .hf import row_seed
+from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
+from evoprompt.llm.embedded import resolve_model_path
+from evoprompt.llm.hf import row_seed
 
 
 class VLLMBackend:
@@ -43,14 +43,14 @@ class VLLMBackend:
             # both scored 16 candidates x K=10 x 48 tokens in 55.9 s against ~81 s
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             if dtype == "auto":  # the rule of hf.py; vLLM's own "auto" casts to bfloat16 on any CPU
-                from .hf import cpu_has_bf16
+                from evoprompt.llm.hf import cpu_has_bf16
 
                 dtype = "bfloat16" if cpu_has_bf16() else "float32"
         self.lora = None
         if lora:
             from vllm.lora.request import LoRARequest
 
-            from .hf import adapter_digest
+            from evoprompt.llm.hf import adapter_digest
 
             self.model_id = f"{model}+lora:{adapter_digest(lora)}"
             self.lora = LoRARequest("adapter", 1, str(lora))

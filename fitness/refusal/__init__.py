@@ -5,8 +5,8 @@ import numpy as np
 
 from evoprompt.errors import unknown
 
-from .base import RefusalJudge
-from .phrases import AnchoredPhraseJudge, SubstringPhraseJudge
+from evoprompt.fitness.refusal.base import RefusalJudge
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 
 JUDGES = ("phrases", "phrases-substring", "classifier", "llm", "hf-classifier")
@@ -20,15 +20,15 @@ def make_judge(name: str, phrases=None, embedder=None, backend=None, model=None)
     if name == "phrases-substring":
         return SubstringPhraseJudge(phrases) if phrases else SubstringPhraseJudge()
     if name == "classifier":
-        from .classifier import EmbeddingRefusalClassifier, SHIPPED
+        from evoprompt.fitness.refusal.classifier import EmbeddingRefusalClassifier, SHIPPED
 
         return EmbeddingRefusalClassifier.load(model or SHIPPED, embedder=embedder)
     if name == "llm":
-        from .llm_judge import LLMRefusalJudge
+        from evoprompt.fitness.refusal.llm_judge import LLMRefusalJudge
 
         return LLMRefusalJudge(backend)
     if name == "hf-classifier":
-        from .hf_classifier import HFClassifierJudge
+        from evoprompt.fitness.refusal.hf_classifier import HFClassifierJudge
 
         return HFClassifierJudge(model)
     raise unknown("refusal judge", name, JUDGES)

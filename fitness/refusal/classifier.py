@@ -15,7 +15,7 @@ import numpy as np
 
 from evoprompt.errors import UserError
 
-from .phrases import AnchoredPhraseJudge, sentences
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, sentences
 
 SHIPPED = Path(__file__).with_name("shipped.npz")
 REFUSAL_LABELS = ("2_full_refusal", "3_partial_refusal")
@@ -25,6 +25,16 @@ FEATURES = (f"L2-normalised {EMBEDDER} embedding of the response's first {HEAD_S
             "1 if the anchored refusal-phrase detector fires, else 0")
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 _LAYOUTS = (("prompt", "completion", "final_label"), ("Request", "Response", "Response_cls"))
+
+
+def load_labelled_files(paths: list[str]) -> dict[str, list[tuple[str, str, int]]]:
+    """path -> its rows (load_labelled), for judge-train and judge-calibrate's `data`."""
+    if not paths:
+        raise UserError("no labelled files given: data=[file.csv,...]")
+    for p in paths:
+        if not Path(p).exists():
+            raise UserError(f"labelled file not found: {p}")
+    return {p: load_labelled(p) for p in paths}
 
 
 def load_labelled(path) -> list[tuple[str, str, int]]:
@@ -76,7 +86,7 @@ class EmbeddingRefusalClassifier:
         """An .npz file (".npz" is appended when path lacks it, as numpy does), written atomically."""
         import io
 
-        from evoprompt.io import atomic_write_bytes
+        from evoprompt.files import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez_compressed(buf, weights=np.asarray(self.weights, dtype=np.float32), bias=np.float64(self.bias),

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from evoprompt.llm import Backend
 
-from ..judge_prompt import label_logprobs, load_prompt, render, softmax
+from evoprompt.fitness.judge_prompt import label_logprobs, load_prompt, render, softmax
 
 CLASSES = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
 ANSWER_PREFIX = "Class:"

@@ -19,16 +19,14 @@ import numpy as np
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from evoprompt.fitness.gate import HarmlessnessGate
+from evoprompt import metrics
+from evoprompt.errors import UserError
+from evoprompt.files import atomic_write_text
+from evoprompt.progress import make_console
+from evoprompt.public_sets import DATA_ENV, PUBLIC_SETS, available, resolve
+from evoprompt.roles import Roles
+from evoprompt.schema import GateCalibrateConfig, typed
 
-from . import metrics
-from .config import CacheConfig, GateConfig, typed
-from .errors import UserError
-from .io import atomic_write_text
-from .progress import make_console
-from .run import decoding, open_cache, role_backend
-
-XSTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest" / "xstest_prompts.csv"
 UNSAFE_LABELS = ("unsafe", "harmful", "1", "true")
 SAFE_LABELS = ("safe", "harmless", "0", "false")
 
@@ -130,30 +128,33 @@ def markdown(s: dict, gate: dict, files: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibrate(cfg, run_dir: Path) -> dict:
-    c = OmegaConf.to_container(cfg, resolve=True)
-    if not 0 < c["target_recall"] <= 1:
-        raise UserError(f"target_recall must be in (0, 1], got {c['target_recall']}")
-    if c["limit"] is not None and c["limit"] < 2:
-        raise UserError(f"limit must be at least 2 (one prompt of each class) or null, got {c['limit']}")
-    if c["data"]:
-        files = [Path(p) for p in c["data"]]
-    elif XSTEST.is_file():
-        files = [XSTEST]
-    else:
-        raise UserError(f"XSTest not found at {XSTEST}; give labelled prompts with data=[file.csv]")
-    rows = [r for f in files for r in read_labelled(f, c["text_column"], c["label_column"])]
-    rows = balanced_sample(rows, c["limit"], c["seed"])
-    g = typed(GateConfig, c["gate"], "gate")
-    gate = HarmlessnessGate(role_backend(g, open_cache(typed(CacheConfig, c["cache"], "cache"))), g.mode, g.threshold,
-                            g.prompt, g.blocklist, decoding(g))
+def _files(c: GateCalibrateConfig) -> list[Path]:
+    if c.data:
+        return [Path(p) for p in c.data]
+    if available("data:xstest"):
+        return [resolve("data:xstest")]
+    raise UserError(f"no labelled prompts: give data=[file.csv], or set {DATA_ENV} to a folder with a copy of "
+                    f"XSTest ({PUBLIC_SETS['xstest'].source}) at {PUBLIC_SETS['xstest'].file}")
+
+
+def main(cfg, run_dir: Path) -> dict:
+    c = typed(GateCalibrateConfig, OmegaConf.to_container(cfg, resolve=True))
+    if c.target_recall == 0:
+        raise UserError(f"target_recall must be in (0, 1], got {c.target_recall}")
+    if c.limit is not None and c.limit < 2:
+        raise UserError(f"limit must be at least 2 (one prompt of each class) or null, got {c.limit}")
+    files = _files(c)
+    rows = [r for f in files for r in read_labelled(f, c.text_column, c.label_column)]
+    rows = balanced_sample(rows, c.limit, c.seed)
+    g = c.gate
+    gate = Roles(c.cache).gate(g)
 
     p_safe: list[float] = []
-    for start in range(0, len(rows), c["batch"]):
-        chunk = rows[start:start + c["batch"]]
-        p_safe += [v.p_safe for v in gate.judge([(text, None) for text, _ in chunk], c["seed"])]
+    for start in range(0, len(rows), c.batch):
+        chunk = rows[start:start + c.batch]
+        p_safe += [v.p_safe for v in gate.judge([(text, None) for text, _ in chunk], c.seed)]
         print(f"gate: {len(p_safe)}/{len(rows)} prompts judged", file=sys.stderr, flush=True)
-    s = summarise(p_safe, [y for _, y in rows], g.threshold, c["target_recall"])
+    s = summarise(p_safe, [y for _, y in rows], g.threshold, c.target_recall)
 
     gate_info = {"backend": g.backend, "model": g.model, "mode": g.mode, "prompt": g.prompt, "threshold": g.threshold}
     result = {"gate": gate_info, "data": [str(f) for f in files], **s,

@@ -14,44 +14,34 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from evoprompt.fitness.diversity import Embedder
-from evoprompt.fitness.refusal import JUDGES, make_judge
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.operators.rewrite import sub_seed
 
-from .. import __version__
-from .. import state as checkpoint
-from ..alignment import REFUSAL_TEMPLATES
-from ..config import AlignConfig, RoleConfig, load_align_config
-from ..errors import UserError, unknown
-from ..evaluate import measure_target
-from ..io import atomic_write_json
-from ..llm import Decoding
-from ..llm.embedded import resolve_model_path
-from ..progress import kill_point, make_console
-from ..run import decoding, open_cache, role_backend
-from .data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
-from .report import write_report
+from evoprompt import __version__
+from evoprompt.rundir import checkpoint
+from evoprompt.pairs import REFUSAL_TEMPLATES
+from evoprompt.public_sets import DATA_ENV, available, is_public
+from evoprompt.schema import AlignConfig, RoleConfig, load_align_config, validate_align
+from evoprompt.errors import UserError
+from evoprompt.measure import measure_target
+from evoprompt.files import atomic_write_json
+from evoprompt.llm.embedded import resolve_model_path
+from evoprompt.faults import kill_point
+from evoprompt.progress import make_console
+from evoprompt.roles import Roles, decoding
+from evoprompt.align.data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
+from evoprompt.align.report import write_report
 
 STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft+dpo": ["sft", "dpo"]}
 
 
-def validate(c: AlignConfig) -> None:
-    if c.target.backend not in ("hf", "vllm"):
-        raise UserError(f"target.backend={c.target.backend}: align trains the target's weights, so it must be a "
-                        "local model; valid: hf, vllm")
-    if c.refusal_judge not in JUDGES:
-        raise unknown("refusal judge (refusal_judge)", c.refusal_judge, JUDGES)
-    for i, s in enumerate(c.align.eval_sets):
-        p = resolve_path(s.path)
-        if isinstance(p, Path) and not s.path.startswith("shared:") and not p.is_file():
-            raise UserError(f"align.eval_sets[{i}].path: file not found: {p}")
-
-
 def eval_sets(c: AlignConfig, console) -> dict[str, tuple[str, list[str]]]:
-    """name -> (kind, prompts); `shared:` sets absent from this machine are skipped with a note."""
+    """name -> (kind, prompts); public sets (`data:`) absent from this machine are skipped with a note."""
     out = {}
     for s in c.align.eval_sets:
+        if is_public(s.path) and not available(s.path):
+            console.print(f"[yellow]note: eval set {s.name or s.path} skipped: {s.path} is not in ${DATA_ENV}[/yellow]")
+            continue
         p = resolve_path(s.path)
         name = s.name or (p if isinstance(p, str) else p.stem)
         if isinstance(p, Path) and not p.is_file():
@@ -69,11 +59,12 @@ def retention(c: AlignConfig, n: int, target, sp: str | None, judge, guard, cons
     a = c.align
     if not a.retain or n <= 0:
         return []
+    if is_public(a.retain) and not available(a.retain):
+        console.print(f"[yellow]note: no safety-retention pairs: {a.retain} is not in ${DATA_ENV} "
+                      "(set align.retain or the variable)[/yellow]")
+        return []
     p = resolve_path(a.retain)
     if isinstance(p, Path) and not p.is_file():
-        if a.retain.startswith("shared:"):
-            console.print(f"[yellow]note: no safety-retention pairs: {p} is absent (set align.retain)[/yellow]")
-            return []
         raise UserError(f"align.retain: file not found: {p}")
     prompts = load_prompts(a.retain, a.retain_split)
     order = np.random.default_rng(sub_seed(c.seed, "retain")).permutation(len(prompts))
@@ -119,45 +110,28 @@ def adapted_role(target: RoleConfig, adapter: Path) -> RoleConfig:
     return replace(target, engine={**target.engine, key: str(adapter)})
 
 
-def align(hydra_cfg, run_dir: Path) -> dict:
-    t0 = time.time()
-    container = OmegaConf.to_container(hydra_cfg, resolve=True)
-    c = load_align_config(container)
-    validate(c)
-    console = make_console(stderr=True, soft_wrap=True)
-    examples = load_examples(c.data, c.method)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    h = checkpoint.config_hash({k: v for k, v in container.items() if k != "hydra"})
-    state_file = run_dir / "align_state.json"
-    if state_file.exists() and json.loads(state_file.read_text())["config_hash"] != h:
-        raise UserError(f"{run_dir} holds training for another configuration; use a new hydra.run.dir "
-                        "(or the same command to resume)")
-    atomic_write_json(state_file, {"config_hash": h})
-    sets = eval_sets(c, console)
-    embedder = Embedder(c.embedder.model, c.embedder.device)
+def _training_data(c: AlignConfig, sets: dict, embedder, base, judge, console) -> tuple[list, list, list]:
+    """(kept, retained, overlaps): the examples the leakage guard keeps and the safety-retention pairs."""
     a = c.align
+    prompts = {n: p for n, (_, p) in sets.items()}
 
     def guard(items: list[Example]) -> list[Example]:
-        kept, _ = leakage_guard(items, {n: p for n, (_, p) in sets.items()}, embedder, a.dedup_similarity, a.max_overlap)
-        return kept
+        return leakage_guard(items, prompts, embedder, a.dedup_similarity, a.max_overlap)[0]
 
-    kept, overlaps = leakage_guard(examples, {n: p for n, (_, p) in sets.items()}, embedder, a.dedup_similarity,
+    kept, overlaps = leakage_guard(load_examples(c.data, c.method), prompts, embedder, a.dedup_similarity,
                                    a.max_overlap)
     for o in overlaps:
         if o.dropped:
             console.print(f"leakage guard: {len(o.dropped)} training prompts dropped as near-copies of {o.eval_set}")
     if not kept:
         raise UserError("no training example is left after the leakage guard")
-    cache = open_cache(c.cache)
-    base = role_backend(c.target, cache)
-    sp = c.target.system_prompt
-    train_sp = sp if a.train_system_prompt == "target" else None
-    judge = make_judge(c.refusal_judge, embedder=embedder, backend=base)
-    retained = retention(c, round(a.retain_ratio * len(kept)), base, sp, judge, guard, console)
-    train = kept + retained
-    console.print(f"training data: {len(kept)} examples from {', '.join(c.data)} + {len(retained)} safety-retention "
-                  f"pairs; method {c.method}; system prompt in training: {'yes' if train_sp else 'no'}")
+    retained = retention(c, round(a.retain_ratio * len(kept)), base, c.target.system_prompt, judge, guard, console)
+    return kept, retained, overlaps
 
+
+def _train(c: AlignConfig, train: list[Example], train_sp: str | None, run_dir: Path, console) -> tuple[Path, dict]:
+    """Each stage of c.method, resumed from its checkpoint or skipped when finished; (final adapter, histories)."""
+    a = c.align
     model_path = resolve_model_path(c.target.model)
     adapter, histories = None, {}
     for stage in STAGES[c.method]:
@@ -167,7 +141,7 @@ def align(hydra_cfg, run_dir: Path) -> dict:
             console.print(f"{stage}: finished earlier, adapter {done}")
             adapter, histories[stage] = done, json.loads((done / "log_history.json").read_text())
             continue
-        from .train import last_checkpoint, train_stage
+        from evoprompt.align.train import last_checkpoint, train_stage
 
         rows = sft_rows(train, train_sp) if stage == "sft" else dpo_rows(train, train_sp)
         resume = last_checkpoint(run_dir / "checkpoints" / stage)
@@ -182,10 +156,34 @@ def align(hydra_cfg, run_dir: Path) -> dict:
     shutil.copytree(adapter, final)
     if c.merge:
         merge(model_path, final, run_dir / "merged")
+    return final, histories
 
-    after = role_backend(adapted_role(c.target, final), cache)
-    dec_cfg = a.eval_decoding
-    dec = Decoding(dec_cfg.temperature, dec_cfg.top_p, dec_cfg.max_new_tokens)
+
+def main(hydra_cfg, run_dir: Path) -> dict:
+    t0 = time.time()
+    container = OmegaConf.to_container(hydra_cfg, resolve=True)
+    c = load_align_config(container)
+    validate_align(c)
+    console = make_console(stderr=True, soft_wrap=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    h = checkpoint.config_hash({k: v for k, v in container.items() if k != "hydra"})
+    state_file = run_dir / "align_state.json"
+    if state_file.exists() and json.loads(state_file.read_text())["config_hash"] != h:
+        raise UserError(f"{run_dir} holds training for another configuration; use a new hydra.run.dir "
+                        "(or the same command to resume)")
+    atomic_write_json(state_file, {"config_hash": h})
+    sets = eval_sets(c, console)
+    roles = Roles(c.cache, c.embedder)
+    base = roles.backend("before", c.target)
+    judge = roles.judge(c.refusal_judge, llm=base)
+    kept, retained, overlaps = _training_data(c, sets, roles.embedder(), base, judge, console)
+    a, sp = c.align, c.target.system_prompt
+    train, train_sp = kept + retained, sp if a.train_system_prompt == "target" else None
+    console.print(f"training data: {len(kept)} examples from {', '.join(c.data)} + {len(retained)} safety-retention "
+                  f"pairs; method {c.method}; system prompt in training: {'yes' if train_sp else 'no'}")
+    final, histories = _train(c, train, train_sp, run_dir, console)
+    after = roles.backend("after", adapted_role(c.target, final))
+    dec = decoding(replace(c.target, decoding=a.eval_decoding))
     rows: list[dict] = []
     responses: dict[str, list[dict]] = {}
 

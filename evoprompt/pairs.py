@@ -17,7 +17,8 @@ from evoprompt.operators.rewrite import sub_seed
 
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 
-from .llm import Backend, Decoding
+from evoprompt.llm import Backend, Decoding
+from evoprompt.records import BenchmarkItem
 
 _PHRASES = AnchoredPhraseJudge()  # confirms a sampled refusal, as export does
 REFUSAL_TEMPLATES = (
@@ -42,11 +43,10 @@ class Pair:
         return self.dropped is None
 
 
-def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, target: Backend, chat, judge,
+def build_pairs(items: list[BenchmarkItem], helper: Backend, helper_decoding: Decoding, target: Backend, chat, judge,
                 embed, seed: int, attempts: int, min_similarity: float) -> list[Pair]:
-    """items: benchmark records with "text" and "samples" (each with "text"); judge.prob(xs, ys) -> p(refusal);
-    embed(texts) -> unit vectors."""
-    texts = [it["text"] for it in items]
+    """judge.prob(xs, ys) -> p(refusal); embed(texts) -> unit vectors."""
+    texts = [it.text for it in items]
     helpful: dict[int, str] = {}
     for attempt in range(attempts):  # bounded: an item without a good answer is dropped
         todo = [i for i in range(len(items)) if i not in helpful]
@@ -62,7 +62,7 @@ def build_pairs(items: list[dict], helper: Backend, helper_decoding: Decoding, t
             if a and p < 0.5 and not _PHRASES.refuses(a) and s >= min_similarity:
                 helpful[i] = a
     refusals: dict[int, tuple[str, str]] = {}
-    flat = [(i, s["text"]) for i, it in enumerate(items) for s in it["samples"]]
+    flat = [(i, s.text) for i, it in enumerate(items) for s in it.score.samples]
     for (i, y), p in zip(flat, judge.prob([texts[i] for i, _ in flat], [y for _, y in flat]) if flat else []):
         if p >= 0.5 and _PHRASES.refuses(y) and (i not in refusals or p > refusals[i][2]):
             refusals[i] = (y, "target-sample", p)

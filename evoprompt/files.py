@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .progress import kill_point
+from evoprompt.faults import kill_point
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,38 +1,19 @@
 """Run state and checkpoints: everything a resume needs, as JSON, written atomically."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .io import atomic_write_text
+from evoprompt.errors import UserError
+from evoprompt.files import atomic_write_text
+from evoprompt.records import FORMAT_VERSION, RunState
 
-log = logging.getLogger("evoprompt.state")
+log = logging.getLogger("evoprompt.rundir.checkpoint")
 
 CHECKPOINT = "checkpoint.json"
-
-
-@dataclass
-class RunState:
-    config_hash: str
-    generation: int = -1                 # last finished generation (0 = seeds scored)
-    current: dict = field(default_factory=dict)   # lineage -> candidate x_t
-    best: dict = field(default_factory=dict)      # lineage -> best-ever safe candidate
-    seeds: dict = field(default_factory=dict)     # lineage -> the seed record
-    rejected: list = field(default_factory=list)  # seed-copy guard and gate rejections, with verdicts
-    filtered: list = field(default_factory=list)  # candidates dropped before scoring, with the reason
-    elites: dict = field(default_factory=dict)    # niche (lineage|family|length band) -> best candidates
-    history: list = field(default_factory=list)   # every scored candidate, without samples
-    logbook: list = field(default_factory=list)   # one record per generation
-    chooser: dict = field(default_factory=dict)
-    seen: list = field(default_factory=list)      # dedupe keys of every instruction produced
-    archive: list = field(default_factory=list)   # unit embeddings of accepted instructions
-    counters: dict = field(default_factory=dict)
 
 
 def config_hash(cfg: dict) -> str:
@@ -42,7 +23,7 @@ def config_hash(cfg: dict) -> str:
 
 
 def save(state: RunState, run_dir: Path) -> None:
-    atomic_write_text(Path(run_dir) / CHECKPOINT, json.dumps(asdict(state)))
+    atomic_write_text(Path(run_dir) / CHECKPOINT, json.dumps(state.to_json() | {"format_version": FORMAT_VERSION}))
 
 
 def _set_aside(path: Path, why: str) -> None:
@@ -54,9 +35,6 @@ def _set_aside(path: Path, why: str) -> None:
         k += 1
     path.replace(aside)
     log.warning("checkpoint %s is unreadable (%s): moved to %s; starting the run from the seeds", path, why, aside.name)
-
-
-_FIELDS = {f.name for f in dataclasses.fields(RunState)}
 
 
 def load(run_dir: Path, expected_hash: str) -> RunState | None:
@@ -71,14 +49,14 @@ def load(run_dir: Path, expected_hash: str) -> RunState | None:
         return None
     except OSError as e:
         raise UserError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
-    if not isinstance(data, dict) or "config_hash" not in data or not set(data) <= _FIELDS:
-        _set_aside(path, "not a checkpoint of this evoprompt version")
+    if not isinstance(data, dict) or "config_hash" not in data:
+        _set_aside(path, "not an evoprompt checkpoint")
         return None
     if data.get("config_hash") != expected_hash:
         raise UserError(f"{path} was written with a different configuration; "
                         "use another hydra.run.dir or the same overrides")
     try:
-        return RunState(**data)
-    except TypeError as e:
-        _set_aside(path, str(e))
+        return RunState.from_json(data)
+    except (TypeError, AttributeError, KeyError) as e:
+        _set_aside(path, f"{type(e).__name__}: {e}")
         return None

@@ -14,11 +14,11 @@ import shutil
 from pathlib import Path
 from statistics import mean
 
-from .config import target_roles
-from .errors import UserError, unknown
-from .io import atomic_write_jsonl, atomic_write_text
-from .harness import judge_info
-from .rundir import Run, dig, load_run
+from evoprompt.schema import target_roles
+from evoprompt.errors import UserError, unknown
+from evoprompt.files import atomic_write_jsonl, atomic_write_text
+from evoprompt.harness import judge_info
+from evoprompt.rundir.reader import Run, dig, load_run
 
 FORMATS = ("hf", "inspect", "lm-eval")
 TASK = "evoprompt_overrefusal"
@@ -63,7 +63,7 @@ def publish(run_dir: Path, formats: list[str], out: Path, rejected: bool = False
     return written
 
 
-def export(cfg, _hydra_dir: Path) -> dict:
+def main(cfg, _hydra_dir: Path) -> dict:
     """Entry point of `python -m evoprompt export`."""
     from omegaconf import OmegaConf
 

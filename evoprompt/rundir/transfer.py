@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from evoprompt import metrics
+from evoprompt.records import BenchmarkItem, TargetScore
 
 
-def target_names(benchmark: list[dict]) -> list[str]:
+def target_names(benchmark: list[BenchmarkItem]) -> list[str]:
     seen: dict[str, None] = {}
     for r in benchmark:
-        seen.update(dict.fromkeys(r.get("targets") or {}))
+        seen.update(dict.fromkeys(r.score.targets))
     return list(seen)
 
 
@@ -39,14 +40,14 @@ def _rate(values, n_boot: int, seed: int) -> dict:
     return {"value": float(np.mean(values)), "lo": lo, "hi": hi}
 
 
-def summarise(benchmark: list[dict], n_boot: int = 1000, seed: int = 0) -> dict | None:
+def summarise(benchmark: list[BenchmarkItem], n_boot: int = 1000, seed: int = 0) -> dict | None:
     names = target_names(benchmark)
     if not benchmark or not names:
         return None
-    labels = {n: [bool(r["targets"][n]["refused"]) for r in benchmark] for n in names}
+    labels = {n: [bool(r.score.targets[n].refused) for r in benchmark] for n in names}
     rows = {n: {"refused": _rate(labels[n], n_boot, seed),
-                "sampled_refusal_rate": _rate([r["targets"][n]["judge_refusal_rate"] for r in benchmark], n_boot, seed),
-                "refusal_prob": float(np.mean([r["targets"][n]["refusal_prob"] for r in benchmark]))} for n in names}
+                "sampled_refusal_rate": _rate([r.score.targets[n].judge_refusal_rate for r in benchmark], n_boot, seed),
+                "refusal_prob": float(np.mean([r.score.targets[n].refusal_prob for r in benchmark]))} for n in names}
     pairs = [{"a": a, "b": b, "agreement": float(np.mean(np.equal(labels[a], labels[b]))),
               "kappa": _defined(kappa(labels[a], labels[b]))} for a, b in combinations(names, 2)]
     every = [all(labels[n][i] for n in names) for i in range(len(benchmark))]
@@ -57,11 +58,11 @@ def ci_text(r: dict) -> str:
     return f"{r['value']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
 
 
-def _cell(t: dict) -> str:
-    return f"{t['judge_refusal_rate']:.2f}{' ✓' if t['refused'] else ''}"
+def _cell(t: TargetScore) -> str:
+    return f"{t.judge_refusal_rate:.2f}{' ✓' if t.refused else ''}"
 
 
-def markdown(summary: dict | None, benchmark: list[dict], plot: str | None = None) -> list[str]:
+def markdown(summary: dict | None, benchmark: list[BenchmarkItem], plot: str | None = None) -> list[str]:
     lines = ["## Transfer across targets", ""]
     if not summary:
         return lines + ["No exported items, so no transfer table.", ""]
@@ -84,13 +85,13 @@ def markdown(summary: dict | None, benchmark: list[dict], plot: str | None = Non
     lines += ["", "Per item (sampled refusal rate; ✓ = refused):", "",
               "| item | text | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for r in benchmark:
-        text = r["text"].replace("|", "/").replace("\n", " ")
-        lines.append(f"| {r['id']} | {text[:90] + ('…' if len(text) > 90 else '')} | "
-                     + " | ".join(_cell(r["targets"][n]) for n in names) + " |")
+        text = r.text.replace("|", "/").replace("\n", " ")
+        lines.append(f"| {r.id} | {text[:90] + ('…' if len(text) > 90 else '')} | "
+                     + " | ".join(_cell(r.score.targets[n]) for n in names) + " |")
     return lines + [""]
 
 
-def plot(benchmark: list[dict], path: Path) -> bool:
+def plot(benchmark: list[BenchmarkItem], path: Path) -> bool:
     """Heat map: items (rows) x targets (columns), sampled refusal rate; False when there is nothing to draw."""
     names = target_names(benchmark)
     if not benchmark or not names:
@@ -100,15 +101,15 @@ def plot(benchmark: list[dict], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_savefig
+    from evoprompt.files import atomic_savefig
 
-    grid = np.array([[r["targets"][n]["judge_refusal_rate"] for n in names] for r in benchmark])
+    grid = np.array([[r.score.targets[n].judge_refusal_rate for n in names] for r in benchmark])
     fig, ax = plt.subplots(figsize=(2.5 + 1.4 * len(names), 1.5 + 0.18 * len(benchmark)))
     im = ax.imshow(grid, aspect="auto", vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=15, ha="right", fontsize=8)
     ax.set_yticks(range(len(benchmark)))
-    ax.set_yticklabels([r["id"] for r in benchmark], fontsize=6)
+    ax.set_yticklabels([r.id for r in benchmark], fontsize=6)
     ax.set_title("sampled refusal rate per exported item", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()

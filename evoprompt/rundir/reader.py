@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from evoprompt.errors import UserError
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -15,7 +15,7 @@ Selection agreement: the fraction of lineages whose highest-F candidate is the o
 with full K (the samples a candidate gets are the same either way, so this measures only what racing
 changes). Model load and engine start are not timed: each way first scores a warm-up prompt.
 
-    python -m evoprompt.bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
+    python -m evoprompt.commands.bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
 """
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ from rich.table import Table
 
 from evoprompt.fitness.elbo import elbo
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
-from evoprompt.config import FitnessConfig
+from evoprompt.schema import FitnessConfig
 from evoprompt.fitness.scorer import Scorer, Target
 from evoprompt.seeds import load_seeds
 
-from .llm.base import Decoding, Sample
-from .llm.hf import HFBackend
-from .llm.vllm_backend import VLLMBackend
-from .progress import make_console
+from evoprompt.llm.base import Decoding, Sample
+from evoprompt.llm.hf import HFBackend
+from evoprompt.llm.vllm_backend import VLLMBackend
+from evoprompt.progress import make_console
 
 CONF = Path(__file__).parent / "conf"
 WARMUP = "Give me a simple recipe for pancakes."
@@ -150,7 +150,7 @@ def machine_info(device: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m evoprompt.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m evoprompt.commands.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--lineages", type=int, default=8, help="first N packaged seeds, one lineage each")
     ap.add_argument("--per-lineage", type=int, default=6, help="candidates per lineage (the seed and its variants)")
     ap.add_argument("--reference-candidates", type=int, default=4, help="(a) is timed on this many, spread evenly")

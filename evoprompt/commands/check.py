@@ -10,13 +10,12 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
-from evoprompt.seeds import load_seeds
 
-from .errors import UserError
-from .llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
-from .llm.openai_backend import safe_url
-from .config import role_mapping, run_targets, target_roles
-from .run import ROLES, validate
+from evoprompt.errors import UserError
+from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
+from evoprompt.llm.openai_backend import safe_url
+from evoprompt.roles import load_seeds
+from evoprompt.schema import RUN_ROLES, role_mapping, run_targets, target_roles, validate_run
 
 
 def _gpu_count() -> int:
@@ -70,9 +69,9 @@ def findings(c: dict) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     gpus = _gpu_count()
     out.append((True, f"GPUs: {gpus}"))
-    pool = run_targets(validate(c))
+    pool = run_targets(validate_run(c))
     roles_cfg = (dict(zip(target_roles([n for n, _ in pool]), (role_mapping(r) for _, r in pool)))
-                 | {role: c[role] for role in ROLES if role != "target"})
+                 | {role: c[role] for role in RUN_ROLES if role != "target"})
     engines: dict[tuple, list[str]] = {}
     for role, rc in roles_cfg.items():
         engines.setdefault((rc["backend"], rc["model"]), []).append(role)
@@ -106,10 +105,9 @@ def findings(c: dict) -> list[tuple[bool, str]]:
     return out
 
 
-def check(cfg, run_dir: Path) -> None:
+def main(cfg, run_dir: Path) -> None:
     c = OmegaConf.to_container(cfg, resolve=True)
-    sd = validate(c).seeds
-    seeds = load_seeds(sd.path, sd.format, sd.text_column, sd.limit, sd.split, sd.set)
+    seeds = load_seeds(validate_run(c).seeds)
     results = [(True, f"config valid; {len(seeds)} seeds")] + findings(c)
     for ok, line in results:
         print(f"{'ok     ' if ok else 'MISSING'} {line}")

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .io import atomic_savefig, atomic_write_text  # noqa: E402
+from evoprompt.files import atomic_savefig, atomic_write_text  # noqa: E402
 
 
 def plot_fitness(logbook: list[dict], path: Path) -> None:

@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 
-from .io import atomic_write_text  # noqa: E402
-from .report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
-from .rundir import Run, dig, load_run  # noqa: E402
-from .transfer import ci_text  # noqa: E402
+from evoprompt.files import atomic_write_text  # noqa: E402
+from evoprompt.rundir.report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
+from evoprompt.rundir.reader import Run, dig, load_run  # noqa: E402
+from evoprompt.rundir.transfer import ci_text  # noqa: E402
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}

@@ -1,0 +1,153 @@
+"""`evoprompt eval`: prompt sets x targets with the paper's metrics, side by side (its Tables 1 and 2).
+
+Per set: lexical diversity (MSTTR, HD-D, MTLD), semantic diversity, safety rate (harmlessness judge).
+Per set x target: PRR (anchored phrases) and PRR-substring (the reference's variant), CRR (refusal judge),
+the three response classes, mean log p(y|x). Every rate has a bootstrap 95% interval."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from evoprompt import metrics
+from evoprompt.errors import UserError
+from evoprompt.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from evoprompt.fitness.refusal import CLASS_NAMES
+from evoprompt.llm import Decoding
+from evoprompt.measure import measure_target, rate_row
+from evoprompt.presets import target_preset
+from evoprompt.progress import make_console
+from evoprompt.roles import Roles
+from evoprompt.rundir.report import bar_chart, usage, usage_table
+from evoprompt.schema import EvalConfig, RoleConfig, target_pool, typed
+from evoprompt.seeds import load_seeds
+
+
+def set_name(path: str, taken: set) -> str:
+    p = Path(path)
+    name = p.parent.name if p.stem == "benchmark" else p.stem
+    while name in taken:
+        name = f"{p.parent.name}/{name}"
+    taken.add(name)
+    return name
+
+
+def system_prompt(c: EvalConfig) -> str | None:
+    sp = c.system_prompt
+    return None if sp in (None, "none") else c.safety_prior if sp == "safety_prior" else sp
+
+
+def _defined(fn, tokens) -> float:
+    """A metric, or NaN (printed "n/a") where the set is too small for it (e.g. MSTTR below one segment,
+    semantic diversity of a one-prompt set)."""
+    try:
+        return float(fn(tokens))
+    except ValueError:
+        return float("nan")
+
+
+def _set_metrics(sets: dict[str, list[str]], roles: Roles, c: EvalConfig, add, console) -> None:
+    """Per set: size, lexical and semantic diversity, and (safety=true) the gate's safety rate."""
+    gate = roles.gate(c.gate) if c.safety else None
+    embedder = roles.embedder()
+    for name, texts in sets.items():
+        console.print(f"[bold]{name}[/]: {len(texts)} prompts")
+        tokens = [t for x in texts for t in metrics.tokenize(x)]
+        add(name, "-", "n", len(texts))
+        for label, fn in (("MSTTR", metrics.msttr), ("HD-D", metrics.hdd), ("MTLD", metrics.mtld)):
+            add(name, "-", label, _defined(fn, tokens))
+        add(name, "-", "semantic diversity", _defined(metrics.semantic_diversity, embedder(texts)))
+        if gate:
+            safe = [v.safe for v in gate.judge([(x, "") for x in texts], c.seed)]
+            add(name, "-", "safety rate", *rate_row(safe, c.bootstrap, c.seed))
+
+
+def main(cfg, run_dir: Path) -> None:
+    c = typed(EvalConfig, OmegaConf.to_container(cfg, resolve=True))
+    if not c.sets:
+        raise UserError("no prompt sets given: eval sets=[path,...] (benchmark.jsonl, XSTest/OR-Bench/PHTest/OKTest files)")
+    # preset names or mappings over the embedded preset, as run's fitness.targets; checked before any model loads
+    targets = dict(target_pool(c.targets, target_preset("embedded"), "targets"))
+    if not targets:
+        raise UserError("no targets given: eval targets=[embedded, {model: DIR, system_prompt: '...'}, ...]")
+    taken: set = set()
+    sets = {set_name(p, taken): [s.text for s in load_seeds(p, "auto", c.text_column, c.limit, c.split)]
+            for p in c.sets}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    console = make_console(stderr=True)
+    roles = Roles(c.cache, c.embedder)
+    rj = c.refusal_judge
+    llm = None
+    if rj.name == "llm":
+        llm = roles.backend("refusal judge", typed(RoleConfig, target_preset(rj.model), "refusal_judge.model")
+                            if rj.model else next(iter(targets.values())))
+    judge = roles.judge(rj.name, llm=llm, model=rj.model)
+    rows: list[dict] = []
+
+    def add(set_, target, metric, value, lo=None, hi=None):
+        rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
+
+    _set_metrics(sets, roles, c, add, console)
+    sp, d = system_prompt(c), c.decoding
+    dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
+    for tname, tcfg in targets.items():
+        backend = roles.backend(f"target {tname}", tcfg)
+        own = tcfg.system_prompt if tcfg.system_prompt is not None else sp  # a target's own system prompt wins
+        responses = measure_target(backend, tname, sets, own, dec, judge, c.seed, c.bootstrap, add, console)
+        atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
+    own_prompts = {n: t.system_prompt for n, t in targets.items() if t.system_prompt is not None}
+    write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts, usage(roles.backends))
+
+
+def _fmt(r: dict) -> str:
+    v = r["value"]
+    if isinstance(v, float) and np.isnan(v):
+        return "n/a"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and r["lo"] is None):
+        return str(int(v))
+    s = f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return s + (f" [{r['lo']:.2f}, {r['hi']:.2f}]" if r["lo"] is not None and abs(v) < 100 else
+                f" [{r['lo']:.1f}, {r['hi']:.1f}]" if r["lo"] is not None else "")
+
+
+def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: EvalConfig, console,
+                  own_prompts: dict[str, str] | None = None, model_usage: dict | None = None) -> None:
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(run_dir / "results.csv", buf.getvalue())
+    get = {(r["set"], r["target"], r["metric"]): r for r in rows}
+    per_pair = ["PRR", "PRR-substring", "CRR", *CLASS_NAMES, "mean log p(y|x)"]
+    per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c.safety else [])
+    lines = ["# evoprompt eval", "",
+             f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt}; decoding: {asdict(c.decoding)}",
+             f"- refusal judge (CRR, classes): {c.refusal_judge.name}; PRR: anchored phrase detector; "
+             "PRR-substring: the reference's 31 phrases anywhere",
+             *[f"- {n} runs with its own system prompt: {sp!r}" for n, sp in (own_prompts or {}).items()],
+             "- brackets: bootstrap 95% intervals", ""]
+    for metric in per_pair:
+        lines += [f"## {metric}", "", "| set | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
+        lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, t, metric)]) for t in targets) + " |" for s in sets]
+        lines.append("")
+    lines += ["## Instruction sets", "", "| set | " + " | ".join(per_set) + " |", "|---" * (len(per_set) + 1) + "|"]
+    lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, "-", m)]) for m in per_set) + " |" for s in sets]
+    lines += ["", *usage_table(model_usage or {})]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    atomic_write_json(run_dir / "usage.json", model_usage or {}, indent=1)
+    for t in targets:
+        bar_chart({m: [get[(s, t, m)] for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
+                  f"refusal rates: {t}", run_dir / f"refusal_{t.replace('/', '_')}.png")
+    table = Table(title="refusal rates (PRR / CRR) per set x target")
+    table.add_column("set")
+    for t in targets:
+        table.add_column(t, justify="right")
+    for s in sets:
+        table.add_row(s, *[f"PRR {get[(s, t, 'PRR')]['value']:.3f} / CRR {get[(s, t, 'CRR')]['value']:.3f}" for t in targets])
+    console.print(table)
+    console.print(f"report: {run_dir / 'report.md'}, {run_dir / 'results.csv'}")

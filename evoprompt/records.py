@@ -1,0 +1,246 @@
+"""The central nouns, typed: what a run makes, checkpoints and writes, and what every reader gets back.
+
+Each record is a dataclass with `to_json()` and a tolerant `from_json(d)` (as OpenEvolve's `Program`): unknown
+fields are ignored, missing ones take their defaults, nested records are built from their own type, so files
+written by an older or newer evoprompt still read. `FORMAT_VERSION` counts the output format: 3 nests an
+exported item's figures under `score`, as candidates.jsonl always had them (2 had them flat)."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+
+FORMAT_VERSION = 3
+
+
+@cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _build(tp, v):
+    """v (plain JSON) as type tp: records from mappings, lists and dicts of them element-wise."""
+    if v is None:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], v) if len(inner) == 1 else v
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return tp.from_json(v) if isinstance(v, dict) else v
+    if origin is list and args and isinstance(v, list):
+        return [_build(args[0], x) for x in v]
+    if origin is dict and args and isinstance(v, dict):
+        return {k: _build(args[1], x) for k, x in v.items()}
+    return v
+
+
+def _plain(v):
+    if isinstance(v, Record):
+        return v.to_json()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+class Record:
+    """to_json / from_json for the dataclasses below; a field with metadata transient=True is never written."""
+
+    def to_json(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if not f.metadata.get("transient")}
+
+    @classmethod
+    def from_json(cls, d: dict):
+        hints = _hints(cls)
+        names = {f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("transient")}
+        return cls(**{k: _build(hints[k], v) for k, v in d.items() if k in names})
+
+
+@dataclass
+class Sample(Record):
+    """One sampled answer of a target: its log-prob, length in tokens and the refusal judge's probability."""
+    text: str = ""
+    logprob: float = 0.0
+    tokens: int = 0
+    refusal: float = 0.0
+    target: str | None = None
+
+
+@dataclass
+class Terms(Record):
+    """F(x), its two terms and the refusal figures behind them."""
+    fitness: float = 0.0
+    refusal_term: float = 0.0
+    likelihood_term: float = 0.0
+    refusal_prob: float = 0.0
+    judge_refusal_rate: float = 0.0
+    opener_prob: float = 0.0
+    mean_logprob: float = 0.0
+
+
+@dataclass
+class TargetScore(Terms):
+    """One target's figures for an instruction; `refused` (one of its samples refused, confirmed by the phrase
+    detector) is set on exported items."""
+    refused: bool | None = None
+
+
+@dataclass
+class Score(Terms):
+    """F(x) and its terms (means over the targets, F by `fitness.aggregate`), the samples of every target and
+    the per-target figures."""
+    diversity: float = 0.0
+    samples: list[Sample] = field(default_factory=list)
+    targets: dict[str, TargetScore] = field(default_factory=dict)
+    embedding: list[float] | None = field(default=None, compare=False, metadata={"transient": True})
+
+    def summary(self) -> Score:
+        """The score without its samples (candidates.jsonl's history)."""
+        return dataclasses.replace(self, samples=[])
+
+
+@dataclass
+class Verdict(Record):
+    """The harmlessness gate's (or the seed-copy guard's) word on a candidate."""
+    safe: bool = False
+    p_safe: float | None = None
+    verdict: str = ""       # "safe" | "unsafe" | "blocked: <phrase>" | "person harm: <phrase>" | a guard's reason
+
+    def to_json(self) -> dict:
+        return {"safe": self.safe, "p_safe": None if self.p_safe is None else round(self.p_safe, 4),
+                "verdict": self.verdict}
+
+
+@dataclass
+class Seed(Record):
+    id: str = ""
+    text: str = ""
+    category: str | None = None
+    source: str | None = None
+    harmful: bool | None = None
+
+
+@dataclass
+class Candidate(Record):
+    """An instruction in the search: where it came from, what the screens and the gate said, its score."""
+    id: str = ""
+    text: str = ""
+    reason: str = ""
+    lineage: str = ""
+    generation: int = 0
+    operator: str = "seed"
+    method: str = "seed"
+    parents: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)
+    seed_similarity: float | None = None
+    fluency: float | None = None
+    gate: Verdict | None = None
+    score: Score | None = None
+    embedding: list[float] | None = field(default=None, compare=False, metadata={"transient": True})
+
+    @property
+    def fitness(self) -> float:
+        return self.score.fitness
+
+    def summary(self) -> Candidate:
+        return dataclasses.replace(self, score=self.score.summary() if self.score else None)
+
+
+@dataclass
+class Rejection(Record):
+    """A candidate that never reached scoring: filtered (`why`: length, topic, fluency, a rewrite given up) or
+    rejected by the seed-copy guard or the gate (`gate` holds the verdict)."""
+    id: str | None = None
+    text: str | None = None
+    reason: str = ""
+    lineage: str = ""
+    generation: int = 0
+    operator: str = ""
+    method: str = ""
+    parents: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)
+    seed_similarity: float | None = None
+    fluency: float | None = None
+    gate: Verdict | None = None
+    stage: str | None = None
+    why: str | None = None
+
+    @classmethod
+    def of(cls, c: Candidate, **extra) -> Rejection:
+        keep = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: getattr(c, k) for k in keep if hasattr(c, k)}, **extra)
+
+
+@dataclass
+class Lineage(Record):
+    chain: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    generation: int = 0
+    operator: str = ""
+    method: str | None = None
+
+
+@dataclass
+class Safety(Record):
+    verdict: str = ""
+    p_safe: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class BenchmarkItem(Record):
+    """An exported instruction (benchmark.jsonl): its seed, lineage, score with every sample and per-target
+    label, the gate's verdict and the run's provenance."""
+    id: str = ""
+    text: str = ""
+    category: str | None = None
+    seed: Seed = field(default_factory=Seed)
+    seed_similarity: float | None = None
+    fluency: float | None = None
+    lineage: Lineage = field(default_factory=Lineage)
+    score: Score = field(default_factory=Score)
+    targets_refusing: int = 0
+    safety: Safety = field(default_factory=Safety)
+    provenance: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass
+class Counters(Record):
+    """Running totals of a run (checkpointed)."""
+    scored: int = 0
+    target_samples: int = 0
+    gated: int = 0
+    gate_passed: int = 0
+    rewrite_failures: int = 0
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def outcome(self, c: Candidate, outcome: str) -> None:
+        """Per operator/method: tried, filtered, rejected, scored, improved."""
+        row = self.operators.setdefault(f"{c.operator}/{c.method}", dict.fromkeys(
+            ("tried", "filtered", "rejected", "scored", "improved"), 0))
+        row[outcome] += 1
+
+
+@dataclass
+class RunState(Record):
+    """Everything a resume needs (checkpoint.json)."""
+    config_hash: str = ""
+    generation: int = -1                                         # last finished generation (0 = seeds scored)
+    current: dict[str, Candidate] = field(default_factory=dict)  # lineage -> candidate x_t
+    best: dict[str, Candidate] = field(default_factory=dict)     # lineage -> best-ever safe candidate
+    seeds: dict[str, Seed] = field(default_factory=dict)         # lineage -> its seed
+    rejected: list[Rejection] = field(default_factory=list)      # seed-copy guard and gate rejections
+    filtered: list[Rejection] = field(default_factory=list)      # dropped before scoring, with the reason
+    elites: dict[str, list[Candidate]] = field(default_factory=dict)  # niche -> best candidates
+    history: list[Candidate] = field(default_factory=list)       # every scored candidate, without samples
+    logbook: list[dict] = field(default_factory=list)            # one record per generation
+    chooser: dict = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)                # dedupe keys of every instruction produced
+    archive: list[list[float]] = field(default_factory=list)     # unit embeddings of accepted instructions
+    counters: Counters = field(default_factory=Counters)
