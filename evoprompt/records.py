@@ -193,6 +193,21 @@ class Safety(Record):
 
 
 @dataclass
+class Provenance(Record):
+    """Which models, judge, configuration and evoprompt made a record."""
+    target_model: str | None = None
+    target_backend: str | None = None
+    target_system_prompt: str | None = None
+    targets: list[dict] | None = None   # several targets: name, model, backend, system_prompt each
+    rewriter_model: str | None = None
+    gate_model: str | None = None
+    refusal_judge: str | None = None
+    config_hash: str | None = None
+    evoprompt_version: str | None = None
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass
 class BenchmarkItem(Record):
     """An exported instruction (benchmark.jsonl): its seed, lineage, score with every sample and per-target
     label, the gate's verdict and the run's provenance."""
@@ -206,8 +221,38 @@ class BenchmarkItem(Record):
     score: Score = field(default_factory=Score)
     targets_refusing: int = 0
     safety: Safety = field(default_factory=Safety)
-    provenance: dict = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    provenance: Provenance = field(default_factory=Provenance)
+
+    @classmethod
+    def from_json(cls, d: dict) -> BenchmarkItem:
+        """Format 2 held the score's fields at the top level and the lineage's operator/method there too."""
+        if "score" not in d and "fitness" in d:
+            d = {**d, "score": {k: v for k, v in d.items() if k in _SCORE_FIELDS}}
+        return super().from_json(d)
+
+
+@dataclass
+class RunInfo(Record):
+    """run.json's `info`: what a finished run did."""
+    generations: int = 0
+    resumed_after_generation: int = -1
+    lineages: int = 0
+    wall_time_s: float = 0.0
+    refusal_prob_first_last: list[float | None] = field(default_factory=lambda: [None, None])
+    mean_fitness_first_last: list[float | None] = field(default_factory=lambda: [None, None])
+    items_per_1000_target_samples: float = 0.0
+    target_samples: int = 0
+    model_calls: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, dict] = field(default_factory=dict)
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+    rewrites_given_up: int = 0
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
+    transfer: dict | None = None
+
+
+_SCORE_FIELDS = {f.name for f in dataclasses.fields(Score)}
 
 
 @dataclass

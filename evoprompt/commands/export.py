@@ -14,11 +14,12 @@ import shutil
 from pathlib import Path
 from statistics import mean
 
-from evoprompt.schema import target_roles
+from evoprompt.schema import ExportCommandConfig, target_roles, typed
 from evoprompt.errors import UserError, unknown
 from evoprompt.files import atomic_write_jsonl, atomic_write_text
 from evoprompt.harness import judge_info
-from evoprompt.rundir.reader import Run, dig, load_run
+from evoprompt.records import BenchmarkItem
+from evoprompt.rundir.reader import Run, load_run
 
 FORMATS = ("hf", "inspect", "lm-eval")
 TASK = "evoprompt_overrefusal"
@@ -64,15 +65,14 @@ def publish(run_dir: Path, formats: list[str], out: Path, rejected: bool = False
 
 
 def main(cfg, _hydra_dir: Path) -> dict:
-    """Entry point of `python -m evoprompt export`."""
     from omegaconf import OmegaConf
 
-    c = OmegaConf.to_container(cfg, resolve=True)
-    if not c.get("run"):
+    c = typed(ExportCommandConfig, OmegaConf.to_container(cfg, resolve=True))
+    if not c.run:
         raise UserError("no run directory given: export run=RUN_DIR format=hf|inspect|lm-eval|all out=DIR")
-    out = Path(c["out"] or Path(c["run"]) / "publish")
-    written = publish(Path(c["run"]), c["format"], out, rejected=c["rejected"], license=c["license"],
-                      gate_calibration=Path(c["gate_calibration"]) if c["gate_calibration"] else None)
+    out = Path(c.out or Path(c.run) / "publish")
+    written = publish(Path(c.run), c.format, out, rejected=c.rejected, license=c.license,
+                      gate_calibration=Path(c.gate_calibration) if c.gate_calibration else None)
     for fmt, w in written.items():
         print(f"{fmt}: {w['path']}  ({', '.join(f'{k} {v}' for k, v in w.items() if k != 'path')})")
     return written
@@ -84,27 +84,31 @@ def model_name(name: str | None) -> str:
     return EMBEDDED if name == "embedded" else name or "unknown"
 
 
+def _pool(run: Run) -> list[dict]:
+    """The run's targets: name, model, backend, system_prompt each."""
+    return run.provenance.targets or [{"name": "target", "model": run.setting("target", "model"),
+                                       "backend": run.setting("target", "backend", default=""),
+                                       "system_prompt": run.setting("target", "system_prompt")}]
+
+
 def _targets(run: Run) -> list[str]:
-    pool = run.provenance.get("targets")
-    if not pool:
-        return [model_name(run.setting("target", "model"))]
-    return [f"{model_name(t['model'])}" + (" with a system prompt" if t.get("system_prompt") else "") for t in pool]
+    return [model_name(t["model"]) + (" with a system prompt" if t["system_prompt"] and len(_pool(run)) > 1 else "")
+            for t in _pool(run)]
 
 
-def _refusal_sampled(r: dict) -> bool:
-    return any(s.get("refusal", 0.0) >= 0.5 for s in r.get("samples") or [])
+def _refusal_sampled(r: BenchmarkItem) -> bool:
+    return any(s.refusal >= 0.5 for s in r.score.samples)
 
 
-def _categories(run: Run) -> dict[str, list[dict]]:
-    by: dict[str, list[dict]] = {}
+def _categories(run: Run) -> dict[str, list[BenchmarkItem]]:
+    by: dict[str, list[BenchmarkItem]] = {}
     for r in run.benchmark:
-        by.setdefault(r.get("category") or "uncategorised", []).append(r)
+        by.setdefault(r.category or "uncategorised", []).append(r)
     return dict(sorted(by.items()))
 
 
-def _mean(rows: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-    return mean(vals) if vals else None
+def _mean(rows: list[BenchmarkItem], key: str) -> float | None:
+    return mean(getattr(r.score, key) for r in rows) if rows else None
 
 
 def _fmt(v, spec: str = ".3f") -> str:
@@ -113,13 +117,9 @@ def _fmt(v, spec: str = ".3f") -> str:
 
 def eval_items(run: Run) -> list[dict]:
     """The slim items the inspect and lm-eval tasks read: what a prompt is and what the run measured."""
-    keep = ("id", "text", "category", "refusal_prob", "judge_refusal_rate")
-    return [{**{k: r.get(k) for k in keep}, "seed": dig(r, "seed", "text"), "target": _targets(run)[0]}
+    return [{"id": r.id, "text": r.text, "category": r.category, "refusal_prob": r.score.refusal_prob,
+             "judge_refusal_rate": r.score.judge_refusal_rate, "seed": r.seed.text, "target": _targets(run)[0]}
             for r in run.benchmark]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_jsonl(path, rows)
 
 
 # ---------------------------------------------------------------- hf
@@ -146,7 +146,8 @@ def write_hf(run: Run, dest: Path, rejected: bool = False, license: str = "apach
     from huggingface_hub import DatasetCard, DatasetCardData
 
     disable_progress_bars()
-    records = {"benchmark": run.benchmark, "sft": run.sft, "dpo": run.dpo, "rejected": run.rejected if rejected else []}
+    records = {"benchmark": [b.to_json() for b in run.benchmark], "sft": run.sft, "dpo": run.dpo,
+               "rejected": [r.to_json() for r in run.rejected] if rejected else []}
     configs, infos, counts = {}, {}, {}
     for name, split in SPLITS.items():
         shutil.rmtree(dest / name, ignore_errors=True)  # a config left from an earlier export must not linger
@@ -180,10 +181,6 @@ def pretty_name(run: Run) -> str:
     return f"evoprompt over-refusal set for {', '.join(_targets(run))}"
 
 
-def _seed_sources(run: Run) -> set[str]:
-    return {s for s in (dig(r, "seed", "source") for r in run.benchmark) if s}
-
-
 def _row(*cells) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
@@ -196,23 +193,98 @@ def _gate_section(run: Run) -> list[str]:
     if not g:
         return lines + ["", "No calibration of this gate was found beside the run (`gate_calibration.json`, written "
                         "by `evoprompt gate-calibrate`): its error rates on this set are unknown."]
-    conf = g.get("configured") or {}
-    lines += ["", f"Calibration (`evoprompt gate-calibrate`) on {g.get('n', '?')} labelled prompts "
-              f"({g.get('n_unsafe', '?')} unsafe) from {', '.join(Path(d).name for d in g.get('data', [])) or '?'}:", "",
+    conf = g["configured"]
+    lines += ["", f"Calibration (`evoprompt gate-calibrate`) on {g['n']} labelled prompts "
+              f"({g['n_unsafe']} unsafe) from {', '.join(Path(d).name for d in g['data'])}:", "",
               _row("threshold on p(safe)", "accuracy", "unsafe recall", "unsafe precision", "safe prompts passed", "AUROC"),
               _row(*["---"] * 6),
-              _row(_fmt(conf.get("threshold"), ".4g"), _fmt(conf.get("accuracy")), _fmt(conf.get("unsafe_recall")),
-                   _fmt(conf.get("unsafe_precision")), _fmt(conf.get("safe_pass_rate")), _fmt(g.get("auroc")))]
+              _row(_fmt(conf["threshold"], ".4g"), _fmt(conf["accuracy"]), _fmt(conf["unsafe_recall"]),
+                   _fmt(conf["unsafe_precision"]), _fmt(conf["safe_pass_rate"]), _fmt(g["auroc"]))]
     return lines
 
 
-def card_body(run: Run, counts: dict, license: str) -> str:
-    prov, items, cats = run.provenance, run.benchmark, _categories(run)
+def _card_method(run: Run) -> list[str]:
     setting = run.setting
-    first_last = run.info.get("refusal_prob_first_last") or [None, None]
+    return [f"A genetic algorithm (one lineage per seed, {setting('generations', default='?')} generations) "
+            f"mutates instructions with an LLM rewriter (L={setting('search', 'L', default='?')} mutants and "
+            f"N={setting('search', 'N', default='?')} recombinants per lineage per generation, strategies chosen "
+            f"`{setting('search', 'strategy', default='?')}`), drops candidates the harmlessness gate rejects, "
+            f"scores the rest by the target's refusal probability over K={setting('fitness', 'K', default='?')} "
+            f"sampled responses (estimator `{setting('fitness', 'estimator', default='?')}`, refusal judge "
+            f"`{setting('fitness', 'judge', default=run.provenance.refusal_judge or '?')}`) plus a likelihood term, and "
+            "selects by simulated annealing. An item is exported when the gate passed it, its refusal probability "
+            f"reached {setting('export', 'min_refusal', default='?')} and at least one sampled response was judged "
+            "a refusal and confirmed by a refusal-phrase detector. Seeds themselves are never exported.", ""]
+
+
+def _card_models(run: Run) -> list[str]:
+    setting, pool = run.setting, _pool(run)
+    roles = target_roles([t["name"] for t in pool])
+
+    def weights(role: str) -> str:  # bf16 and float32 sample differently: part of what reproduces the set
+        u = run.info.usage.get(role)
+        return "unknown" if u is None else u["precision"] or "server's"
+
+    lines = ["### Models", "", _row("role", "model", "backend", "weights"), _row("---", "---", "---", "---")]
+    lines += [_row(role, f"`{model_name(t['model'])}`", t["backend"], weights(role)) for t, role in zip(pool, roles)]
+    lines += [_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default=''), weights(role))
+              for role in ("rewriter", "gate", "helper")]
+    lines.append("")
+    lines += [f"System prompt of the {role}: " + (f"`{t['system_prompt']}`." if t["system_prompt"] else "none.")
+              for t, role in zip(pool, roles)]
+    if len(pool) > 1:
+        lines += ["", f"The items were evolved against {len(pool)} targets at once (fitness aggregate "
+                  f"`{setting('fitness', 'aggregate', default='mean')}`); each item records every target's refusal "
+                  f"figures and label, and was refused by at least {setting('export', 'min_targets_refusing', default=1)} of them."]
+    return lines
+
+
+def _card_contents(run: Run) -> list[str]:
+    items, cats = run.benchmark, _categories(run)
+    first_last = run.info.refusal_prob_first_last
+    lines = ["## Contents", "", _row("category", "items", "mean p(refusal)", "items with a sampled refusal"),
+             _row("---", "---", "---", "---")]
+    lines += [_row(c, len(rs), _fmt(_mean(rs, "refusal_prob")), sum(map(_refusal_sampled, rs))) for c, rs in cats.items()]
+    return lines + [
+        _row("**all**", len(items), _fmt(_mean(items, "refusal_prob")), sum(map(_refusal_sampled, items))), "",
+        f"Refusal rates on the target: mean refusal probability of the exported items "
+        f"{_fmt(_mean(items, 'refusal_prob'))}, mean share of sampled responses judged refusals "
+        f"{_fmt(_mean(items, 'judge_refusal_rate'))}; over the whole population it went from "
+        f"{_fmt(first_last[0])} (the seeds) to {_fmt(first_last[1])} (last generation).", "",
+        "Main `benchmark` fields: `text` (the prompt), `category`, `seed` (id, text, source), `lineage` (chain of "
+        "strategies, parents, generation), `score` (`fitness`, `refusal_prob`, `judge_refusal_rate`, `opener_prob`, "
+        "`samples`: the target's responses with their refusal scores, `targets`: per-target figures), `safety` (the "
+        "gate's verdict), `provenance`.", ""]
+
+
+def _card_limits(run: Run, license: str) -> list[str]:
+    return [
+        "## Evaluating a model on it", "",
+        f"`evoprompt export format=inspect` and `format=lm-eval` write ready tasks (`inspect eval task.py --model "
+        f"...`, `lm_eval --include_path DIR --tasks {TASK}`) whose scorer is evoprompt's refusal judge "
+        f"({judge_info()['judge']}, {judge_info()['judge_version']}; three classes, partial refusal counts as "
+        "refusal). Every prompt is harmless, so a higher refusal rate is worse.", "",
+        "## Intended use and limits", "",
+        "- Intended use: measuring and reducing over-refusal (refusals of harmless requests) of chat models; the "
+        "`sft` / `dpo` configs are for training models to answer such requests.",
+        "- Not for: training or evaluating compliance with harmful requests. The gate is an automatic judge and "
+        "can pass a harmful item; review items before relying on them, and report any you find.",
+        f"- The items were evolved against {', '.join(_targets(run))}: they are adversarial for that model and may "
+        "transfer to others less.",
+        "- Refusal labels come from automatic judges (see above), not from people.",
+        "- A small rewriter (e.g. the embedded 135M model) writes many off-topic or disfluent rewrites; such a set "
+        "shows the method at work and is not a benchmark worth publishing as is.",
+        f"- License: {license}. Responses were generated by the models named above and are subject to their terms.",
+        "", "## Citation", "", f"The method: {PAPER}.", ""]
+
+
+def card_body(run: Run, counts: dict, license: str) -> str:
+    prov, items, setting = run.provenance, run.benchmark, run.setting
+    seeds_from = setting("seeds", "path") or f"evoprompt's packaged `{setting('seeds', 'set', default='?')}` seed set"
+    sources = sorted({r.seed.source for r in items if r.seed.source})
     lines = [f"# {pretty_name(run)}", "",
              f"{len(items)} harmless instructions evolved to make {', '.join(f'`{t}`' for t in _targets(run))} refuse "
-             f"(over-refusal), made with evoprompt {prov.get('evoprompt_version', '')}, an "
+             f"(over-refusal), made with evoprompt {prov.evoprompt_version or ''}, an "
              f"implementation of EvoRefuse ({PAPER}). Each item comes with the chain of rewrites that led to it from "
              "a seed instruction, the target's sampled responses with a refusal judge's scores, and the harmlessness "
              "gate's verdict.", "",
@@ -221,82 +293,17 @@ def card_body(run: Run, counts: dict, license: str) -> str:
     lines += ["", "```python", "from datasets import load_dataset", "",
               'bench = load_dataset("PATH_OR_REPO", "benchmark", split="test")   # also the default config',
               'dpo = load_dataset("PATH_OR_REPO", "dpo", split="train")', "```", "",
-              "## How it was made", "",
-              "### Method", "",
-              f"A genetic algorithm (one lineage per seed, {setting('generations', default='?')} generations) "
-              f"mutates instructions with an LLM rewriter (L={setting('search', 'L', default='?')} mutants and "
-              f"N={setting('search', 'N', default='?')} recombinants per lineage per generation, strategies chosen "
-              f"`{setting('search', 'strategy', default='?')}`), drops candidates the harmlessness gate rejects, "
-              f"scores the rest by the target's refusal probability over K={setting('fitness', 'K', default='?')} "
-              f"sampled responses (estimator `{setting('fitness', 'estimator', default='?')}`, refusal judge "
-              f"`{setting('fitness', 'judge', default=prov.get('refusal_judge', '?'))}`) plus a likelihood term, and "
-              "selects by simulated annealing. An item is exported when the gate passed it, its refusal probability "
-              f"reached {setting('export', 'min_refusal', default='?')} and at least one sampled response was judged "
-              "a refusal and confirmed by a refusal-phrase detector. Seeds themselves are never exported.", "",
-              "### Models", "", _row("role", "model", "backend", "weights"), _row("---", "---", "---", "---")]
-    pool = prov.get("targets") or [{"name": "target", "model": setting("target", "model"),
-                                    "backend": setting("target", "backend", default=""),
-                                    "system_prompt": setting("target", "system_prompt")}]
-    several = len(pool) > 1
-    roles = target_roles([t["name"] for t in pool])
-    usage = run.info.get("usage", {})
-
-    def weights(role: str) -> str:  # bf16 and float32 sample differently: part of what reproduces the set
-        u = usage.get(role)
-        return "unknown" if u is None else u["precision"] or "server's"
-
-    for t, role in zip(pool, roles):
-        lines.append(_row(role, f"`{model_name(t['model'])}`", t["backend"], weights(role)))
-    for role in ("rewriter", "gate", "helper"):
-        lines.append(_row(role, f"`{model_name(setting(role, 'model'))}`", setting(role, 'backend', default=''), weights(role)))
-    lines.append("")
-    for t, role in zip(pool, roles):
-        system = t.get("system_prompt")
-        lines.append(f"System prompt of the {role}: {f'`{system}`' if system else 'none'}.")
-    if several:
-        lines += ["", f"The items were evolved against {len(pool)} targets at once (fitness aggregate "
-                  f"`{setting('fitness', 'aggregate', default='mean')}`); each item records every target's refusal "
-                  f"figures and label, and was refused by at least {setting('export', 'min_targets_refusing', default=1)} of them."]
-    lines += ["", "### Harmlessness gate", ""] + _gate_section(run)
-    seeds_from = setting("seeds", "path") or f"evoprompt's packaged `{setting('seeds', 'set', default='?')}` seed set"
-    lines += ["", "### Seeds", "",
-              f"{len({dig(r, 'seed', 'id') for r in items})} seed instructions lead to the exported items, from "
-              f"{seeds_from} (files: {', '.join(f'`{s}`' for s in sorted(_seed_sources(run))) or 'unknown'}). "
+              "## How it was made", "", "### Method", "", *_card_method(run), *_card_models(run),
+              "", "### Harmlessness gate", "", *_gate_section(run),
+              "", "### Seeds", "",
+              f"{len({r.seed.id for r in items})} seed instructions lead to the exported items, from "
+              f"{seeds_from} (files: {', '.join(f'`{s}`' for s in sources) or 'unknown'}). "
               "evoprompt's packaged seeds were written by its authors as harmless requests that look alarming.", "",
               "### Reproducing", "",
-              f"config hash `{prov.get('config_hash', 'unknown')}`, evoprompt {prov.get('evoprompt_version', 'unknown')}, "
+              f"config hash `{prov.config_hash or 'unknown'}`, evoprompt {prov.evoprompt_version or 'unknown'}, "
               f"seed {setting('seed', default='?')}. The resolved configuration is in each record's `provenance` "
               "(a JSON string) and in the run's `run.json`.", "",
-              "## Contents", "",
-              _row("category", "items", "mean p(refusal)", "items with a sampled refusal"),
-              _row("---", "---", "---", "---")]
-    lines += [_row(c, len(rs), _fmt(_mean(rs, "refusal_prob")), sum(map(_refusal_sampled, rs))) for c, rs in cats.items()]
-    lines += [_row("**all**", len(items), _fmt(_mean(items, "refusal_prob")), sum(map(_refusal_sampled, items))), "",
-              f"Refusal rates on the target: mean refusal probability of the exported items "
-              f"{_fmt(_mean(items, 'refusal_prob'))}, mean share of sampled responses judged refusals "
-              f"{_fmt(_mean(items, 'judge_refusal_rate'))}; over the whole population it went from "
-              f"{_fmt(first_last[0])} (the seeds) to {_fmt(first_last[1])} (last generation).", "",
-              "Main `benchmark` fields: `text` (the prompt), `category`, `seed` (id, text, source), `lineage` (chain of "
-              "strategies, parents, generation), `fitness`, `refusal_prob`, `judge_refusal_rate`, `opener_prob`, "
-              "`samples` (the target's responses with their refusal scores), `safety` (the gate's verdict), "
-              "`provenance`.", "",
-              "## Evaluating a model on it", "",
-              f"`evoprompt export format=inspect` and `format=lm-eval` write ready tasks (`inspect eval task.py --model "
-              f"...`, `lm_eval --include_path DIR --tasks {TASK}`) whose scorer is evoprompt's refusal judge "
-              f"({judge_info()['judge']}, {judge_info()['judge_version']}; three classes, partial refusal counts as "
-              "refusal). Every prompt is harmless, so a higher refusal rate is worse.", "",
-              "## Intended use and limits", "",
-              "- Intended use: measuring and reducing over-refusal (refusals of harmless requests) of chat models; the "
-              "`sft` / `dpo` configs are for training models to answer such requests.",
-              "- Not for: training or evaluating compliance with harmful requests. The gate is an automatic judge and "
-              "can pass a harmful item; review items before relying on them, and report any you find.",
-              f"- The items were evolved against {', '.join(_targets(run))}: they are adversarial for that model and may "
-              "transfer to others less.",
-              "- Refusal labels come from automatic judges (see above), not from people.",
-              "- A small rewriter (e.g. the embedded 135M model) writes many off-topic or disfluent rewrites; such a set "
-              "shows the method at work and is not a benchmark worth publishing as is.",
-              f"- License: {license}. Responses were generated by the models named above and are subject to their terms.",
-              "", "## Citation", "", f"The method: {PAPER}.", ""]
+              *_card_contents(run), *_card_limits(run, license)]
     return "\n".join(lines)
 
 
@@ -329,9 +336,9 @@ def {task}(system_prompt: str | None = None) -> Task:
 
 
 def write_inspect(run: Run, dest: Path, **_) -> dict:
-    _write_jsonl(dest / "benchmark.jsonl", eval_items(run))
+    atomic_write_jsonl(dest / "benchmark.jsonl", eval_items(run))
     atomic_write_text(dest / "task.py", INSPECT_TASK.format(title=pretty_name(run), task=TASK,
-                                                            config_hash=run.provenance.get("config_hash", "unknown")))
+                                                            config_hash=run.provenance.config_hash or "unknown"))
     return {"items": len(run.benchmark)}
 
 
@@ -379,10 +386,10 @@ metadata:
 
 
 def write_lm_eval(run: Run, dest: Path, **_) -> dict:
-    _write_jsonl(dest / "benchmark.jsonl", eval_items(run))
+    atomic_write_jsonl(dest / "benchmark.jsonl", eval_items(run))
     atomic_write_text(dest / "utils.py", LM_EVAL_UTILS.format(title=pretty_name(run)))
     atomic_write_text(dest / f"{TASK}.yaml", LM_EVAL_YAML.format(title=pretty_name(run), task=TASK, **judge_info(),
-                                                                 config_hash=run.provenance.get("config_hash", "unknown")))
+                                                                 config_hash=run.provenance.config_hash or "unknown"))
     return {"items": len(run.benchmark), "task": TASK}
 
 

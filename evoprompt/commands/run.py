@@ -17,7 +17,7 @@ from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import sub_seed
 from evoprompt.pairs import build_pairs
 from evoprompt.progress import RunProgress
-from evoprompt.records import FORMAT_VERSION, RunState
+from evoprompt.records import Provenance, RunInfo, RunState
 from evoprompt.roles import Roles, decoding, load_seeds
 from evoprompt.rundir import checkpoint, transfer
 from evoprompt.rundir.outputs import benchmark_items, select_items, write_outputs
@@ -29,16 +29,14 @@ from evoprompt.search import evolve, make_toolbox
 log = logging.getLogger("evoprompt.commands.run")
 
 
-def provenance(cfg: RunConfig, config_hash: str) -> dict:
+def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
     pool = run_targets(cfg)
     first = pool[0][1]
-    return {"target_model": first.model, "target_backend": first.backend,
-            "target_system_prompt": first.system_prompt,
-            "targets": [{"name": n, "model": r.model, "backend": r.backend, "system_prompt": r.system_prompt}
-                        for n, r in pool] if len(pool) > 1 else None,
-            "rewriter_model": cfg.rewriter.model,
-            "gate_model": cfg.gate.model, "refusal_judge": cfg.fitness.judge, "config_hash": config_hash,
-            "evoprompt_version": __version__, "format_version": FORMAT_VERSION}
+    return Provenance(target_model=first.model, target_backend=first.backend, target_system_prompt=first.system_prompt,
+                      targets=[{"name": n, "model": r.model, "backend": r.backend, "system_prompt": r.system_prompt}
+                               for n, r in pool] if len(pool) > 1 else None,
+                      rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=cfg.fitness.judge,
+                      config_hash=config_hash, evoprompt_version=__version__)
 
 
 def _warn_weak_gate(cfg: RunConfig) -> None:
@@ -105,25 +103,18 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     first, last = logbook[0], logbook[-1]
     samples = st.counters.target_samples
     hits, misses = roles.calls
-    info = {
-        "generations": last["gen"],
-        "resumed_after_generation": resumed_from,  # -1: a fresh run
-        "lineages": len(st.current),
-        "wall_time_s": round(time.time() - t0, 1),
-        "refusal_prob_first_last": [round(first["refusal_prob"], 4), round(last["refusal_prob"], 4)],
-        "mean_fitness_first_last": [round(first["population"]["mean"], 4), round(last["population"]["mean"], 4)],
-        "items_per_1000_target_samples": round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
-        "target_samples": samples,
-        "model_calls": {role: b.model_calls for role, b in roles.backends.items()},
-        "usage": usage(roles.backends),
-        "cache_hits": hits if roles.cache else None, "cache_misses": misses if roles.cache else None,
-        "rewrites_given_up": st.counters.rewrite_failures,
-        "operators": st.counters.operators,
-        "provenance": prov,
-        "transfer": pool_summary,
-    }
-    atomic_write_json(run_dir / "run.json", {"info": info, "outputs": counts, "config": asdict(cfg)}, indent=1,
-                      default=str)
+    info = RunInfo(
+        generations=last["gen"], resumed_after_generation=resumed_from, lineages=len(st.current),
+        wall_time_s=round(time.time() - t0, 1),
+        refusal_prob_first_last=[round(first["refusal_prob"], 4), round(last["refusal_prob"], 4)],
+        mean_fitness_first_last=[round(first["population"]["mean"], 4), round(last["population"]["mean"], 4)],
+        items_per_1000_target_samples=round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
+        target_samples=samples, model_calls={role: b.model_calls for role, b in roles.backends.items()},
+        usage=usage(roles.backends), cache_hits=hits if roles.cache else None,
+        cache_misses=misses if roles.cache else None, rewrites_given_up=st.counters.rewrite_failures,
+        operators=st.counters.operators, provenance=prov, transfer=pool_summary)
+    atomic_write_json(run_dir / "run.json", {"info": info.to_json(), "outputs": counts, "config": asdict(cfg)},
+                      indent=1, default=str)
     write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg),
                  transfer.markdown(pool_summary, benchmark, "transfer.png" if heat else None))
     write_html_report(run_dir)
@@ -132,4 +123,4 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     if not counts["benchmark"]:
         progress.console.print(f"[yellow]no item reached export.min_refusal={cfg.export.min_refusal} with a refusing "
                                "sample: run more generations or seeds[/yellow]")
-    return {"counts": counts, "info": info}
+    return {"counts": counts, "info": info.to_json()}

@@ -15,7 +15,7 @@ from pathlib import Path
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.files import atomic_write_jsonl
 from evoprompt.pairs import Pair, dpo_record, sft_record
-from evoprompt.records import BenchmarkItem, Candidate, Lineage, RunState, Safety, Sample, Score
+from evoprompt.records import BenchmarkItem, Candidate, Lineage, Provenance, RunState, Safety, Sample, Score
 from evoprompt.schema import ExportConfig
 
 _PHRASES = AnchoredPhraseJudge()
@@ -64,7 +64,7 @@ def select_items(st: RunState, cfg: ExportConfig, embed) -> list[Candidate]:
     return taken
 
 
-def benchmark_items(st: RunState, items: list[Candidate], provenance: dict) -> list[BenchmarkItem]:
+def benchmark_items(st: RunState, items: list[Candidate], provenance: Provenance) -> list[BenchmarkItem]:
     out = []
     for b in items:
         seed, refused = st.seeds[b.lineage], refused_by(b.score)
@@ -80,12 +80,12 @@ def benchmark_items(st: RunState, items: list[Candidate], provenance: dict) -> l
 
 
 def write_outputs(run_dir: Path, st: RunState, benchmark: list[BenchmarkItem], pairs: list[Pair],
-                  provenance: dict) -> dict:
-    usable = [p for p in pairs if p.usable]
+                  provenance: Provenance) -> dict:
+    usable, prov = [p for p in pairs if p.usable], provenance.to_json()
     return {
         "benchmark": atomic_write_jsonl(run_dir / "benchmark.jsonl", (b.to_json() for b in benchmark)),
-        "sft": atomic_write_jsonl(run_dir / "sft.jsonl", (sft_record(p, provenance) for p in usable)),
-        "dpo": atomic_write_jsonl(run_dir / "dpo.jsonl", (dpo_record(p, provenance) for p in usable)),
+        "sft": atomic_write_jsonl(run_dir / "sft.jsonl", (sft_record(p, prov) for p in usable)),
+        "dpo": atomic_write_jsonl(run_dir / "dpo.jsonl", (dpo_record(p, prov) for p in usable)),
         "rejected": atomic_write_jsonl(run_dir / "rejected.jsonl", (r.to_json() for r in st.rejected)),
         "filtered": atomic_write_jsonl(run_dir / "filtered.jsonl", (r.to_json() for r in st.filtered)),
         "candidates": atomic_write_jsonl(run_dir / "candidates.jsonl", (c.to_json() for c in st.history)),

@@ -1,9 +1,9 @@
-"""A finished run directory, read from its output files alone.
+"""A finished run directory, read from its output files alone, as typed records.
 
 Publishing and the HTML report work from what a run wrote (benchmark.jsonl, sft.jsonl, dpo.jsonl, rejected.jsonl,
 candidates.jsonl, run.json, checkpoint.json) rather than from the search's objects, so they work on any run
-directory, old or new. The record formats grow fields over time: everything here reads with defaults, and a
-missing file reads as empty."""
+directory, old or new: the records' tolerant `from_json` fills what an older format lacks, and a missing file
+reads as empty."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evoprompt.errors import UserError
+from evoprompt.records import BenchmarkItem, Candidate, Provenance, Rejection, RunInfo, RunState
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -36,52 +37,33 @@ def read_json(path: Path) -> dict:
         raise UserError(f"{path}: not JSON ({e.msg})") from None
 
 
-def dig(d, *keys, default=None):
-    """d[k1][k2]... or default where any step is missing or not a dict."""
-    for k in keys:
-        if not isinstance(d, dict) or d.get(k) is None:
-            return default
-        d = d[k]
-    return d
-
-
 @dataclass
 class Run:
     path: Path
-    benchmark: list[dict] = field(default_factory=list)
-    sft: list[dict] = field(default_factory=list)
+    benchmark: list[BenchmarkItem] = field(default_factory=list)
+    sft: list[dict] = field(default_factory=list)       # TRL conversational records, as written
     dpo: list[dict] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
-    candidates: list[dict] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)      # run.json
-    checkpoint: dict = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    info: RunInfo = field(default_factory=RunInfo)       # run.json's info
+    config: dict = field(default_factory=dict)           # run.json's resolved configuration
+    state: RunState = field(default_factory=RunState)    # checkpoint.json: logbook, chooser
     gate_calibration: dict = field(default_factory=dict)
 
     @property
-    def config(self) -> dict:
-        return self.summary.get("config") or {}
-
-    @property
-    def info(self) -> dict:
-        return self.summary.get("info") or {}
-
-    @property
-    def provenance(self) -> dict:
-        return self.info.get("provenance") or next((r["provenance"] for r in self.benchmark
-                                                    if isinstance(r.get("provenance"), dict)), {})
-
-    @property
-    def logbook(self) -> list[dict]:
-        return self.summary.get("logbook") or self.checkpoint.get("logbook") or []
-
-    @property
-    def chooser(self) -> dict:
-        return self.summary.get("chooser") or self.checkpoint.get("chooser") or {}
+    def provenance(self) -> Provenance:
+        if self.info.provenance.config_hash or not self.benchmark:
+            return self.info.provenance
+        return self.benchmark[0].provenance
 
     def setting(self, *keys, default=None):
         """A configuration value: run.json's resolved config, else the provenance's flat `<role>_<key>` form."""
-        v = dig(self.config, *keys)
-        return v if v is not None else self.provenance.get("_".join(keys), default)
+        v = self.config
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        if v is None:
+            v = getattr(self.provenance, "_".join(keys), None)
+        return default if v is None else v
 
 
 def load_run(path: Path, gate_calibration: Path | None = None) -> Run:
@@ -93,5 +75,10 @@ def load_run(path: Path, gate_calibration: Path | None = None) -> Run:
     calibration = gate_calibration or path / "gate_calibration.json"
     if gate_calibration and not calibration.is_file():
         raise UserError(f"gate calibration file {calibration} does not exist")
-    return Run(path, *(read_jsonl(path / f"{n}.jsonl") for n in ("benchmark", "sft", "dpo", "rejected", "candidates")),
-               read_json(path / "run.json"), read_json(path / "checkpoint.json"), read_json(calibration))
+    summary = read_json(path / "run.json")
+    return Run(path, [BenchmarkItem.from_json(r) for r in read_jsonl(path / "benchmark.jsonl")],
+               read_jsonl(path / "sft.jsonl"), read_jsonl(path / "dpo.jsonl"),
+               [Rejection.from_json(r) for r in read_jsonl(path / "rejected.jsonl")],
+               [Candidate.from_json(r) for r in read_jsonl(path / "candidates.jsonl")],
+               RunInfo.from_json(summary.get("info", {})), summary.get("config", {}),
+               RunState.from_json(read_json(path / "checkpoint.json")), read_json(calibration))

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from evoprompt.files import atomic_savefig, atomic_write_text  # noqa: E402
+from evoprompt.records import RunInfo  # noqa: E402
 
 
 def plot_fitness(logbook: list[dict], path: Path) -> None:
@@ -77,11 +78,11 @@ def usage_table(usage: dict) -> list[str]:
             + [_row(*r) for r in usage_rows(usage)] + [""])
 
 
-def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: dict, config_yaml: str,
+def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: RunInfo, config_yaml: str,
                  transfer: list[str] = ()) -> None:
     lines = ["# evoprompt run report", ""]
-    lines += [f"- {k}: {v}" for k, v in run_info.items() if k not in ("operators", "transfer", "usage")]
-    lines += ["", *usage_table(run_info.get("usage", {}))]
+    lines += [f"- {k}: {v}" for k, v in run_info.to_json().items() if k not in ("operators", "transfer", "usage")]
+    lines += ["", *usage_table(run_info.usage)]
     lines += ["", "## Per generation", "",
               _row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
@@ -103,7 +104,7 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
               "tried = reached the filters; improved = scored above the lineage's current instruction.", "",
               _row("operator", "tried", "filtered", "rejected", "scored", "improved", "success rate"),
               _row(*["---"] * 7)]
-    for op, row in sorted(run_info.get("operators", {}).items()):
+    for op, row in sorted(run_info.operators.items()):
         lines.append(_row(op, row["tried"], row["filtered"], row["rejected"], row["scored"], row["improved"],
                           f"{row['improved'] / row['tried']:.2f}" if row["tried"] else "-"))
     lines += ["", "## Strategy success (adaptive chooser)", "",

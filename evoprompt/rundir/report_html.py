@@ -20,7 +20,8 @@ from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 
 from evoprompt.files import atomic_write_text  # noqa: E402
 from evoprompt.rundir.report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
-from evoprompt.rundir.reader import Run, dig, load_run  # noqa: E402
+from evoprompt.records import BenchmarkItem, Candidate  # noqa: E402
+from evoprompt.rundir.reader import Run, load_run  # noqa: E402
 from evoprompt.rundir.transfer import ci_text  # noqa: E402
 
 CSS = """
@@ -66,7 +67,7 @@ def plot_refusal(logbook: list[dict], out) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, style, label in (("refusal_prob", "o-", "p(refusal)"), ("judge_refusal_rate", "s--", "sampled refusal rate"),
                               ("opener_prob", "^:", "refusal-opener probability")):
-        ax.plot(gens, [r.get(key) for r in logbook], style, label=label)
+        ax.plot(gens, [r[key] for r in logbook], style, label=label)
     ax.set_xlabel("generation")
     ax.set_ylabel("population mean")
     ax.set_xticks(gens)
@@ -77,14 +78,14 @@ def plot_refusal(logbook: list[dict], out) -> None:
 
 
 def _generations(run: Run) -> str:
-    log = run.logbook
+    log = run.state.logbook
     if not log:
         return "<p>No per-generation log in this run directory.</p>"
     plots = _png(lambda out: plot_fitness(log, out)) + _png(lambda out: plot_refusal(log, out))
-    rows = [[r["gen"], r.get("candidates", "-"), r.get("filtered", "-"), r.get("rejected", "-"),
-             f"{r.get('accepted', 0)}/{r.get('lineages', '?')}" if r["gen"] else "-",
-             _num(dig(r, "population", "mean"), ".4f"), _num(dig(r, "population", "max"), ".4f"),
-             _num(r.get("refusal_prob"), ".4f"), _num(r.get("judge_refusal_rate")), _num(r.get("opener_prob"), ".4f")]
+    rows = [[r["gen"], r["candidates"], r["filtered"], r["rejected"],
+             f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-",
+             _num(r["population"]["mean"], ".4f"), _num(r["population"]["max"], ".4f"),
+             _num(r["refusal_prob"], ".4f"), _num(r["judge_refusal_rate"]), _num(r["opener_prob"], ".4f")]
             for r in log]
     return (f'<div class="plots">{plots}</div>'
             + _table(["gen", "candidates", "filtered", "rejected", "accepted", "mean F", "max F", "p(refusal)",
@@ -92,73 +93,72 @@ def _generations(run: Run) -> str:
 
 
 def _strategies(run: Run) -> str:
-    ch = run.chooser
-    trials, wins = ch.get("trials") or {}, ch.get("successes") or {}
+    ch = run.state.chooser
+    trials, wins = ch.get("trials", {}), ch.get("successes", {})
     out = ""
     if trials:
         rows = [[_e(s), trials[s], wins.get(s, 0), _num(wins.get(s, 0) / trials[s], ".2f") if trials[s] else "-"]
                 for s in sorted(trials, key=lambda s: -trials[s])]
         out += ("<p>Success = a mutant that passed filters and gate and scored above its parent.</p>"
                 + _table(["strategy", "trials", "successes", "rate"], rows, numeric={1, 2, 3}))
-    ops = run.info.get("operators") or {}
+    ops = run.info.operators
     if ops:
-        rows = [[_e(op), r.get("tried", 0), r.get("filtered", 0), r.get("rejected", 0), r.get("scored", 0),
-                 r.get("improved", 0)] for op, r in sorted(ops.items())]
+        rows = [[_e(op), r["tried"], r["filtered"], r["rejected"], r["scored"], r["improved"]]
+                for op, r in sorted(ops.items())]
         out += ("<p>Per strategy and method (llm: the rewriter; frame / lexicon: framings and word edits).</p>"
                 + _table(["operator", "tried", "filtered", "rejected", "scored", "improved"], rows, numeric={1, 2, 3, 4, 5}))
     return out or "<p>No strategy statistics in this run directory.</p>"
 
 
-def lineage(item: dict, candidates: dict[str, dict]) -> list[dict]:
+def lineage(item: BenchmarkItem, candidates: dict[str, Candidate]) -> list:
     """The item's ancestors back to its seed (both parents of a recombination), oldest first, then the item."""
-    seen, stack = {}, list(dig(item, "lineage", "parents", default=[]) or item.get("parents") or [])
+    seen, stack = {}, list(item.lineage.parents)
     while stack:
         cid = stack.pop()
         if cid in seen:
             continue
-        seen[cid] = candidates.get(cid, {"id": cid})
-        stack += seen[cid].get("parents") or []
-    return sorted(seen.values(), key=lambda c: (c.get("generation", 0), c["id"])) + [item]
+        seen[cid] = candidates.get(cid, Candidate(id=cid, text="(not recorded)"))
+        stack += seen[cid].parents
+    return sorted(seen.values(), key=lambda c: (c.generation, c.id)) + [item]
 
 
-def _step_row(c: dict, item_id: str) -> list:
-    s = c.get("score") or c  # candidates.jsonl nests scores; benchmark records hold them at the top
-    op = c.get("operator") or dig(c, "lineage", "operator")
-    method = c.get("method") or dig(c, "lineage", "method")
-    gen = c.get("generation", dig(c, "lineage", "generation"))
-    role = "item" if c["id"] == item_id else "seed" if op == "seed" or gen == 0 else "step"
-    return [gen if gen is not None else "-", _e(role), _e(f"{op}/{method}" if op and op != "seed" else op or "?"),
-            _e(c.get("text", "(not recorded)")), _num(s.get("fitness")), _num(s.get("refusal_prob"))]
+def _step_row(c: Candidate | BenchmarkItem, item_id: str) -> list:
+    op, method, gen = ((c.lineage.operator, c.lineage.method, c.lineage.generation) if isinstance(c, BenchmarkItem)
+                       else (c.operator, c.method, c.generation))
+    role = "item" if c.id == item_id else "seed" if op == "seed" or gen == 0 else "step"
+    return [gen, _e(role), _e(f"{op}/{method}" if op != "seed" else op), _e(c.text),
+            _num(c.score.fitness if c.score else None), _num(c.score.refusal_prob if c.score else None)]
 
 
-def _item(n: int, item: dict, candidates: dict[str, dict]) -> str:
-    safety = item.get("safety") or item.get("gate") or {}
-    verdict = safety.get("verdict", "unknown")
-    steps = [_step_row(c, item["id"]) for c in lineage(item, candidates)]
-    samples = item.get("samples") or []
-    texts = [s.get("text", "") for s in samples]
-    p = [s.get("refusal", 0.0) for s in samples]
-    classes = [CLASS_NAMES[k] for k in three_classes(None, [item.get("text", "")] * len(texts), texts, p)]
-    chain = " → ".join(dig(item, "lineage", "chain", default=[]) or ["(seed)"])
-    seed = item.get("seed") or {}
-    per_target = item.get("targets") or {}
-    many = len(per_target) > 1
-    labels = (" · ".join(f"{_e(n)}: {'refused' if t.get('refused') else 'answered'} "
-                         f"(sampled refusal rate {_num(t.get('judge_refusal_rate'), '.2f')})" for n, t in per_target.items())
-              if many else "")
-    return f"""<div class="item" id="item-{_e(item['id'])}">
-<div class="meta">#{n} · {_e(item['id'])} · category {_e(item.get('category'))} · seed {_e(seed.get('id'))}</div>
-<div class="prompt">{_e(item.get('text'))}</div>
-<div class="meta">fitness {_num(item.get('fitness'))} · p(refusal) {_num(item.get('refusal_prob'))} · sampled refusal rate
-{_num(item.get('judge_refusal_rate'))} · seed similarity {_num(item.get('seed_similarity'))} · gate:
-<span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.get('p_safe'))})
-{_e(safety.get('reason') or '')}</div>
+def _per_target(item: BenchmarkItem) -> str:
+    t = item.score.targets
+    if len(t) < 2:
+        return ""
+    return " · ".join(f"{_e(n)}: {'refused' if x.refused else 'answered'} (sampled refusal rate "
+                      f"{_num(x.judge_refusal_rate, '.2f')})" for n, x in t.items())
+
+
+def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate]) -> str:
+    safety, score, verdict = item.safety, item.score, item.safety.verdict
+    steps = [_step_row(c, item.id) for c in lineage(item, candidates)]
+    samples = score.samples
+    texts, p = [s.text for s in samples], [s.refusal for s in samples]
+    classes = [CLASS_NAMES[k] for k in three_classes(None, [item.text] * len(texts), texts, p)]
+    chain = " → ".join(item.lineage.chain or ["(seed)"])
+    many, labels = len(score.targets) > 1, _per_target(item)
+    return f"""<div class="item" id="item-{_e(item.id)}">
+<div class="meta">#{n} · {_e(item.id)} · category {_e(item.category)} · seed {_e(item.seed.id)}</div>
+<div class="prompt">{_e(item.text)}</div>
+<div class="meta">fitness {_num(score.fitness)} · p(refusal) {_num(score.refusal_prob)} · sampled refusal rate
+{_num(score.judge_refusal_rate)} · seed similarity {_num(item.seed_similarity)} · gate:
+<span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.p_safe)})
+{_e(safety.reason)}</div>
 {f'<div class="meta">{labels}</div>' if labels else ''}
 <details open><summary>Lineage: {_e(chain)}</summary>
 {_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
 <details open><summary>{len(samples)} sampled responses of the target{'s' if many else ''}, with the refusal judge's verdicts</summary>
 {_table((["target"] if many else []) + ["response", "p(refusal)", "verdict"],
-        [([_e(s.get("target"))] if many else []) + [_e(t), _num(q), _e(c)] for s, t, q, c in zip(samples, texts, p, classes)],
+        [([_e(s.target)] if many else []) + [_e(t), _num(q), _e(c)] for s, t, q, c in zip(samples, texts, p, classes)],
         numeric={2 if many else 1}, row_class=[VERDICT_CLASS[c] for c in classes])}</details>
 </div>"""
 
@@ -166,14 +166,14 @@ def _item(n: int, item: dict, candidates: dict[str, dict]) -> str:
 def _rejected(run: Run) -> str:
     if not run.rejected:
         return "<p>The gate rejected no candidate.</p>"
-    rows = [[r.get("generation", "-"), _e(r.get("id")), _e(r.get("text")), _e(dig(r, "gate", "verdict")),
-             _num(dig(r, "gate", "p_safe"))] for r in run.rejected]
+    rows = [[r.generation, _e(r.id), _e(r.text), _e(r.gate.verdict if r.gate else None),
+             _num(r.gate.p_safe if r.gate else None)] for r in run.rejected]
     return (f"<details><summary>{len(rows)} candidates the harmlessness gate rejected (never scored, never exported)"
             f"</summary>{_table(['gen', 'id', 'instruction', 'verdict', 'p(safe)'], rows, numeric={0, 4})}</details>")
 
 
 def _transfer(run: Run) -> str:
-    summary = run.info.get("transfer")
+    summary = run.info.transfer
     if not summary:
         return "<p>No exported items, so no transfer table.</p>"
     rows = [[_e(n), ci_text(r["refused"]), ci_text(r["sampled_refusal_rate"]), _num(r["refusal_prob"])]
@@ -193,7 +193,7 @@ def _transfer(run: Run) -> str:
 
 
 def _usage(run: Run) -> str:
-    rows = [[_e(c) for c in r] for r in usage_rows(run.info.get("usage", {}))]
+    rows = [[_e(c) for c in r] for r in usage_rows(run.info.usage)]
     if not rows:
         return "<p>This run directory records no model usage.</p>"
     return f"<p>{_e(USAGE_NOTE)}</p>" + _table(USAGE_HEADER, rows, numeric=set(range(3, len(USAGE_HEADER))))
@@ -201,13 +201,13 @@ def _usage(run: Run) -> str:
 
 def render(run: Run) -> str:
     prov, info = run.provenance, run.info
-    facts = [("target", prov.get("target_model") or dig(run.config, "target", "model")),
-             ("rewriter", prov.get("rewriter_model")), ("gate", prov.get("gate_model")),
-             ("refusal judge", prov.get("refusal_judge")), ("generations", info.get("generations")),
-             ("lineages", info.get("lineages")), ("wall time (s)", info.get("wall_time_s")),
-             ("config hash", prov.get("config_hash")), ("evoprompt", prov.get("evoprompt_version")),
+    facts = [("target", run.setting("target", "model")),
+             ("rewriter", prov.rewriter_model), ("gate", prov.gate_model),
+             ("refusal judge", prov.refusal_judge), ("generations", info.generations),
+             ("lineages", info.lineages), ("wall time (s)", info.wall_time_s),
+             ("config hash", prov.config_hash), ("evoprompt", prov.evoprompt_version),
              ("exported items", len(run.benchmark)), ("SFT / DPO pairs", f"{len(run.sft)} / {len(run.dpo)}")]
-    candidates = {c["id"]: c for c in run.candidates if "id" in c}
+    candidates = {c.id: c for c in run.candidates}
     items = "".join(_item(n, r, candidates) for n, r in enumerate(run.benchmark, 1)) or (
         "<p>No item was exported (none reached export.min_refusal with a refusing sample).</p>")
     return f"""<!DOCTYPE html>
