@@ -1,5 +1,6 @@
 # make run   : set up (first time) and run the embedded default experiment
 # make test  : set up (first time) and run the test suite
+# make docs  : regenerate docs/configuration.md from the schema
 # make bench : set up and measure ELBO scoring throughput (reference loop vs HF batched vs vLLM, each with and without racing)
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-done
 ARGS   ?=
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench docs clean
 
 setup: $(STAMP)
 
@@ -43,7 +44,11 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 bench: setup
-	$(BIN)/python -m evoprompt.bench $(ARGS)
+	$(BIN)/python -m evoprompt bench $(ARGS)
+
+# docs/configuration.md, generated from the schema (evoprompt/schema.py); a test checks it is current
+docs: setup
+	$(BIN)/python -c "from evoprompt.schema import reference; open('docs/configuration.md', 'w').write(reference() + '\n')"
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

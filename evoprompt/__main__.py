@@ -18,6 +18,7 @@ commands:
   gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
   align            LoRA-tune the target on SFT/DPO data (TRL), measure over-refusal and safety before/after
   export           publish a run: HF dataset with card, inspect_ai task, lm-eval task (run=DIR format=... out=DIR)
+  bench            ELBO scoring throughput: reference loop vs HF batched vs vLLM (argparse flags: bench --help)
 
 Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
 
@@ -75,11 +76,15 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
         fail(str(e))
 
 
-def register_experiments(args: list[str]) -> None:
-    """Presets live in experiments/ at the top level; hydra sees them as the config group `experiment`."""
+def register_configs(args: list[str]) -> None:
+    """The commands' schemas (evoprompt/schema.py) as base configs, and the presets in experiments/ at the top
+    level as the config group `experiment`."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
+    from evoprompt.schema import register_schemas
+
+    register_schemas()
     known = experiment_files()
     for a in args:
         name = a.lstrip("+~").split("=", 1)
@@ -96,11 +101,16 @@ def main() -> None:
         print(USAGE)
         sys.exit(0 if args else 2)
     command, rest = args[0], args[1:]
+    if command == "bench":  # a measurement with its own flags, not a hydra job
+        from evoprompt.commands.bench import main as bench
+
+        bench(rest)
+        return
     if command not in COMMANDS:
-        fail(f"unknown command '{command}'; valid: {', '.join(COMMANDS)}")
+        fail(f"unknown command '{command}'; valid: {', '.join([*COMMANDS, 'bench'])}")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    register_experiments(rest)
+    register_configs(rest)
     config_name = COMMANDS[command]
     if "--help" not in rest and "-h" not in rest:
         precheck(command, config_name, rest)

@@ -1,4 +1,4 @@
-"""`python -m evoprompt.commands.bench` end to end at a toy size (real model, real loop; the timing itself means nothing
+"""`python -m evoprompt bench` end to end at a toy size (real model, real loop; the timing itself means nothing
 here): the table's methods, bench.json's fields, and the last line the throughput check reads."""
 import json
 import re
@@ -10,7 +10,7 @@ from conftest import ROOT
 
 def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "evoprompt.commands.bench", "--lineages", "2", "--per-lineage", "3", "--K", "4",
+    r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "3", "--K", "4",
                         "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "2", "--skip-vllm",
                         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -15,7 +15,7 @@ Selection agreement: the fraction of lineages whose highest-F candidate is the o
 with full K (the samples a candidate gets are the same either way, so this measures only what racing
 changes). Model load and engine start are not timed: each way first scores a warm-up prompt.
 
-    python -m evoprompt.commands.bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
+    python -m evoprompt bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 from rich.table import Table
 
 from evoprompt.fitness.elbo import elbo
@@ -42,16 +42,15 @@ from evoprompt.llm.hf import HFBackend
 from evoprompt.llm.vllm_backend import VLLMBackend
 from evoprompt.progress import make_console
 
-CONF = Path(__file__).parent / "conf"
 WARMUP = "Give me a simple recipe for pancakes."
 METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "hf-race": "(b) HF batched, racing",
            "vllm": "(c) vLLM", "vllm-race": "(c) vLLM, racing"}
 
 
 def fitness_config(K: int, K_min: int | None = None, race_z: float | None = None) -> FitnessConfig:
-    f = OmegaConf.load(CONF / "config.yaml").fitness
-    return FitnessConfig(K=K, K_min=K_min, race_z=f.race_z if race_z is None else race_z, lam=f["lambda"], mu=0.0,
-                         eps=f.eps, floor=f.floor, estimator=f.estimator, judge="phrases", openers=list(f.openers))
+    """The default run's fitness settings (its schema's defaults) with this bench's K, racing and judge."""
+    f = FitnessConfig()
+    return replace(f, K=K, K_min=K_min, race_z=f.race_z if race_z is None else race_z, mu=0.0, judge="phrases")
 
 
 def candidate_pool(lineages: int, per_lineage: int, seed: int) -> list[tuple[str, str]]:
@@ -149,8 +148,8 @@ def machine_info(device: str) -> dict:
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else device}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m evoprompt.commands.bench", description=__doc__.split("\n\n")[0])
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m evoprompt bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--lineages", type=int, default=8, help="first N packaged seeds, one lineage each")
     ap.add_argument("--per-lineage", type=int, default=6, help="candidates per lineage (the seed and its variants)")
     ap.add_argument("--reference-candidates", type=int, default=4, help="(a) is timed on this many, spread evenly")
@@ -163,7 +162,42 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reference-dtype", default="float32", help="(a)'s weights (float32: the reference code on CPUs)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _finish(results: dict, groups: list) -> None:
+    """Speed-up against (a), token share and selection agreement against full K, per way."""
+    base = results["reference"]["candidates_per_s"]
+    for m, r in results.items():
+        r["speedup"] = round(r["candidates_per_s"] / base, 2)
+        r["samples_share"] = round(r["generated_tokens"] / results[m.removesuffix("-race")]["generated_tokens"], 3) \
+            if m != "reference" else None
+        r["selection_agreement"] = None if m == "reference" else round(
+            agreement(groups, r["fitness"], results[m.removesuffix("-race")]["fitness"]), 3)
+    for r in results.values():
+        r.pop("fitness")
+
+
+def _table(report: dict, args, n_texts: int, n_ref: int, race_z: float) -> Table:
+    results, cfg, machine = report["results"], report["config"], report["machine"]
+    table = Table(title=f"ELBO scoring: {n_texts} candidates in {args.lineages} lineages x K={args.K} "
+                        f"(racing: K_min={args.K_min}, z={race_z:g}) x {args.max_new_tokens} new tokens "
+                        f"({machine['device']}, {machine['cpu_count']} CPUs; (a) {cfg['reference_dtype']}, "
+                        f"(b) {cfg['hf_dtype']}, (c) {cfg.get('vllm_dtype', '-')})",
+                  caption=f"x (a): candidates/s relative to (a) (timed on {n_ref} of the candidates); "
+                          "tokens: generated tokens relative to full K; agreement: lineages selecting the candidate "
+                          "full K selects")
+    for col in ("method", "seconds", "cand/s", "gen tok/s", "x (a)", "tokens", "agreement", "mean F"):
+        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+    for m, r in results.items():
+        table.add_row(METHODS[m], f"{r['seconds']:.1f}", f"{r['candidates_per_s']:.3f}", f"{r['tokens_per_s']:.1f}",
+                      f"{r['speedup']:.2f}", "-" if r["samples_share"] is None else f"{r['samples_share']:.2f}",
+                      "-" if r["selection_agreement"] is None else f"{r['selection_agreement']:.2f}", f"{r['mean_fitness']:.3f}")
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _args(argv)
     # vLLM's engine leaves semaphores behind; multiprocessing's resource tracker (a process started later, with
     # these options) would report them after the summary line, which must stay the last line of the output
     sys.warnoptions.append("ignore:resource_tracker:UserWarning")
@@ -203,29 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
         except Exception as e:  # vLLM fails with many exception types; (a) and (b) are still worth writing
             report["vllm_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
             console.print(f"[red]vLLM failed: {report['vllm_error']}[/red]")
-    base = results["reference"]["candidates_per_s"]
-    for m, r in results.items():
-        r["speedup"] = round(r["candidates_per_s"] / base, 2)
-        r["samples_share"] = round(r["generated_tokens"] / results[m.removesuffix("-race")]["generated_tokens"], 3) \
-            if m != "reference" else None
-        r["selection_agreement"] = None if m == "reference" else round(
-            agreement(groups, r["fitness"], results[m.removesuffix("-race")]["fitness"]), 3)
-    for r in results.values():
-        r.pop("fitness")
-
-    table = Table(title=f"ELBO scoring: {len(texts)} candidates in {args.lineages} lineages x K={args.K} "
-                        f"(racing: K_min={args.K_min}, z={race.race_z:g}) x {args.max_new_tokens} new tokens "
-                        f"({report['machine']['device']}, {report['machine']['cpu_count']} CPUs; (a) {report['config']['reference_dtype']}, "
-                        f"(b) {report['config']['hf_dtype']}, (c) {report['config'].get('vllm_dtype', '-')})",
-                  caption=f"x (a): candidates/s relative to (a) (timed on {len(ref_texts)} of the candidates); "
-                          "tokens: generated tokens relative to full K; agreement: lineages selecting the candidate "
-                          "full K selects")
-    for col in ("method", "seconds", "cand/s", "gen tok/s", "x (a)", "tokens", "agreement", "mean F"):
-        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
-    for m, r in results.items():
-        table.add_row(METHODS[m], f"{r['seconds']:.1f}", f"{r['candidates_per_s']:.3f}", f"{r['tokens_per_s']:.1f}",
-                      f"{r['speedup']:.2f}", "-" if r["samples_share"] is None else f"{r['samples_share']:.2f}",
-                      "-" if r["selection_agreement"] is None else f"{r['selection_agreement']:.2f}", f"{r['mean_fitness']:.3f}")
+    _finish(results, groups)
+    table = _table(report, args, len(texts), len(ref_texts), race.race_z)
     console.print(table)
     best = max((m for m in results if m != "reference"), key=lambda m: results[m]["speedup"])
     report["best"] = {"method": best, "speedup": results[best]["speedup"],
