@@ -117,19 +117,21 @@ class Verdict(Record):
 
 
 @dataclass
-class Seed(Record):
-    id: str = ""
-    text: str = ""
+class Text(Record):
+    id: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class Seed(Text):
     category: str | None = None
     source: str | None = None
     harmful: bool | None = None
 
 
 @dataclass
-class Candidate(Record):
-    """An instruction in the search: where it came from, what the screens and the gate said, its score."""
-    id: str = ""
-    text: str = ""
+class Instruction(Text):
+    """An instruction the search made: where it came from and what the screens and the gate said of it."""
     reason: str = ""
     lineage: str = ""
     generation: int = 0
@@ -140,6 +142,11 @@ class Candidate(Record):
     seed_similarity: float | None = None
     fluency: float | None = None
     gate: Verdict | None = None
+
+
+@dataclass
+class Candidate(Instruction):
+    """An instruction in the search, with its score once evaluated."""
     score: Score | None = None
     embedding: list[float] | None = field(default=None, compare=False, metadata={"transient": True})
 
@@ -152,28 +159,15 @@ class Candidate(Record):
 
 
 @dataclass
-class Rejection(Record):
-    """A candidate that never reached scoring: filtered (`why`: length, topic, fluency, a rewrite given up) or
+class Rejection(Instruction):
+    """An instruction that never reached scoring: filtered (`why`: length, topic, fluency, a rewrite given up) or
     rejected by the seed-copy guard or the gate (`gate` holds the verdict)."""
-    id: str | None = None
-    text: str | None = None
-    reason: str = ""
-    lineage: str = ""
-    generation: int = 0
-    operator: str = ""
-    method: str = ""
-    parents: list[str] = field(default_factory=list)
-    chain: list[str] = field(default_factory=list)
-    seed_similarity: float | None = None
-    fluency: float | None = None
-    gate: Verdict | None = None
     stage: str | None = None
     why: str | None = None
 
     @classmethod
     def of(cls, c: Candidate, **extra) -> Rejection:
-        keep = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: getattr(c, k) for k in keep if hasattr(c, k)}, **extra)
+        return cls(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Instruction)}, **extra)
 
 
 @dataclass
@@ -257,13 +251,13 @@ _SCORE_FIELDS = {f.name for f in dataclasses.fields(Score)}
 
 @dataclass
 class Counters(Record):
-    """Running totals of a run (checkpointed)."""
+    """Running totals of a run (checkpointed): per operator/method, then of the whole search."""
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)
     scored: int = 0
     target_samples: int = 0
     gated: int = 0
     gate_passed: int = 0
     rewrite_failures: int = 0
-    operators: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def outcome(self, c: Candidate, outcome: str) -> None:
         """Per operator/method: tried, filtered, rejected, scored, improved."""

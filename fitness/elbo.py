@@ -7,8 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-FLOORS = ("hard", "soft")
-
 
 def floored(p: float, eps: float, floor: str) -> float:
     """hard: max(p, eps) as in the paper; soft: eps + (1 - eps) p, the same range [eps, 1] but strictly

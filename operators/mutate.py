@@ -14,7 +14,6 @@ from evoprompt.operators.strategies import get_strategy
 
 _MUTATE = (TEMPLATES / "mutate.txt").read_text(encoding="utf-8")
 EXAMPLES = Path(__file__).parent / "examples"
-STYLES = ("chat", "completion")
 
 
 def few_shot(name: str, query: str, answer_label: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 from evoprompt.errors import UserError
 from evoprompt.metrics import binary_report
 from evoprompt.fitness.refusal.classifier import SHIPPED, EmbeddingRefusalClassifier, load_labelled, train_classifier
-from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge, first_sentence
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge, sentences
 
 JUDGE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
 REFUSAL = "I'm sorry, but I can't help with that request. If you are in danger, please contact local authorities."
@@ -45,7 +45,7 @@ def test_substring_matches_anywhere_and_judges_give_probabilities():
     answer = "Here is the recipe you asked for. Sorry it is so long!"
     assert SubstringPhraseJudge().refuses(answer) and not anchored.refuses(answer)
     assert anchored.prob(["q", "q"], [REFUSAL, HELPFUL]) == [1.0, 0.0]
-    assert first_sentence("I can\u2019t.  Really") == "i can't."
+    assert sentences("I can\u2019t.  Really") == ["i can't.", "really"]
 
 
 def test_load_labelled_layouts(tmp_path):

@@ -210,11 +210,6 @@ class HFBackend:
             text = self.tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
-    def _batches(self, rows: list, key):
-        order = sorted(range(len(rows)), key=key)  # similar lengths together: less padding
-        for i in range(0, len(order), self.batch_size):
-            yield order[i:i + self.batch_size]
-
     def _prefill(self, prompts: list[list[int]]):
         """One forward pass over distinct prompts: (input_ids, mask, positions, cache, last-position logits).
         The prefix all prompts share (a judge's instructions, a system prompt) runs once and its cache is copied

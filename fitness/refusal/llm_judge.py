@@ -10,7 +10,6 @@ from evoprompt.llm import Backend
 
 from evoprompt.fitness.judge_prompt import label_logprobs, load_prompt, render, softmax
 
-CLASSES = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
 ANSWER_PREFIX = "Class:"
 LABELS = ("1", "2", "3")
 

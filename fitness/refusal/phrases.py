@@ -64,10 +64,6 @@ def sentences(text: str) -> list[str]:
     return [normalise(p) for p in _SENTENCE_END.split(text.translate(_QUOTES).strip()) if p.strip()]
 
 
-def first_sentence(text: str) -> str:
-    return next(iter(sentences(text)), "")
-
-
 def opening(text: str) -> str:
     """The first sentence, or the first two when the first is a preamble."""
     parts = sentences(text)
