@@ -15,6 +15,7 @@ import pytest
 
 from evoprompt.errors import UserError
 from evoprompt.commands.export import TASK, parse_formats, publish
+from evoprompt.rundir.reader import load_run
 from evoprompt.rundir.report_html import lineage, write_html_report
 
 from conftest import ROOT, evoprompt
@@ -57,7 +58,7 @@ def test_hf_export_loads_offline_with_its_card(exported):
     assert list(bench) == ["test"] and len(bench["test"]) == len(rows("benchmark"))
     f = bench["test"].features
     assert f["text"].dtype == "string" and f["provenance"].dtype == "string"
-    assert {"text", "refusal", "logprob", "tokens"} <= set(f["samples"].feature)
+    assert {"text", "refusal", "logprob", "tokens"} <= set(f["score"]["samples"].feature)
     assert bench["test"][0]["text"] == rows("benchmark")[0]["text"]
     assert json.loads(bench["test"][0]["provenance"])["config_hash"] == rows("benchmark")[0]["provenance"]["config_hash"]
     assert len(load_dataset(str(hf))["test"]) == len(rows("benchmark"))  # benchmark is the default config
@@ -150,12 +151,25 @@ def test_lm_eval_runs_the_exported_task_on_the_embedded_model(exported, tmp_path
 
 
 def test_lineage_walks_back_to_the_seed_through_both_parents():
-    candidates = {c["id"]: c for c in rows("candidates")}
-    item = next(r for r in rows("benchmark") if r["lineage"]["operator"] == "recombine")
+    run = load_run(RUN)
+    candidates = {c.id: c for c in run.candidates}
+    item = next(r for r in run.benchmark if r.lineage.operator == "recombine")
     steps = lineage(item, candidates)
-    assert steps[0]["id"] == item["seed"]["id"] and steps[-1] is item
-    assert set(item["lineage"]["parents"]) <= {s["id"] for s in steps}
-    assert [s.get("generation", 0) for s in steps[:-1]] == sorted(s.get("generation", 0) for s in steps[:-1])
+    assert steps[0].id == item.seed.id and steps[-1] is item
+    assert set(item.lineage.parents) <= {s.id for s in steps}
+    assert [s.generation for s in steps[:-1]] == sorted(s.generation for s in steps[:-1])
+
+
+def test_a_format_2_run_reads_as_records():
+    """tests/data/run_small was written by format 2 (the score's fields at the top level of each item)."""
+    run = load_run(RUN)
+    raw = rows("benchmark")
+    assert "score" not in raw[0] and len(run.benchmark) == len(raw)
+    for b, r in zip(run.benchmark, raw):
+        assert b.score.fitness == r["fitness"] and b.score.refusal_prob == r["refusal_prob"]
+        assert [x.text for x in b.score.samples] == [x["text"] for x in r["samples"]]
+        assert b.provenance.config_hash == r["provenance"]["config_hash"] and b.safety.verdict == r["safety"]["verdict"]
+    assert run.state.logbook and run.info.provenance.config_hash
 
 
 def test_html_report_is_self_contained(run_dir):

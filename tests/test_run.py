@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT, SMALL_RUN, evoprompt
+from evoprompt.records import FORMAT_VERSION
 
 pytestmark = pytest.mark.slow
 GATED = ["gate.threshold=0.92", "export.min_refusal=0.1"]
@@ -58,13 +59,14 @@ def test_every_output_written(small_run):
     bench = read_jsonl(out / "benchmark.jsonl")
     assert bench, "no survivor"
     for b in bench:
-        assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(b["samples"]) == 6
-        assert {"text", "seed", "fitness", "refusal_prob", "provenance"} <= b.keys()
-        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and b["refusal_prob"] >= 0.1
-        assert any(s["refusal"] >= 0.5 for s in b["samples"])
+        score = b["score"]
+        assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(score["samples"]) == 6
+        assert {"text", "seed", "score", "provenance"} <= b.keys() and {"fitness", "refusal_prob"} <= score.keys()
+        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and score["refusal_prob"] >= 0.1
+        assert any(s["refusal"] >= 0.5 for s in score["samples"])
         prov = b["provenance"]
         assert prov["target_model"] == prov["rewriter_model"] == "embedded" and len(prov["config_hash"]) == 16
-        assert prov["evoprompt_version"] and prov["format_version"] >= 2
+        assert prov["evoprompt_version"] and prov["format_version"] == FORMAT_VERSION == 3
     for f in read_jsonl(out / "filtered.jsonl"):
         assert f["why"] and f["text"] not in {b["text"] for b in bench}
 

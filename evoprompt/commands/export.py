@@ -124,6 +124,14 @@ def eval_items(run: Run) -> list[dict]:
 
 # ---------------------------------------------------------------- hf
 
+def _hub_item(b: BenchmarkItem) -> dict:
+    """An item as a dataset row: per-target figures as a list of rows (a column type that does not depend on
+    the targets' names)."""
+    d = b.to_json()
+    d["score"]["targets"] = [{"target": n, **t} for n, t in d["score"]["targets"].items()]
+    return d
+
+
 def _table_rows(records: list[dict]) -> list[dict]:
     # provenance holds the whole resolved config, whose shape varies between runs: as a JSON string it keeps
     # one stable column type, so splits of different runs concatenate
@@ -146,7 +154,7 @@ def write_hf(run: Run, dest: Path, rejected: bool = False, license: str = "apach
     from huggingface_hub import DatasetCard, DatasetCardData
 
     disable_progress_bars()
-    records = {"benchmark": [b.to_json() for b in run.benchmark], "sft": run.sft, "dpo": run.dpo,
+    records = {"benchmark": [_hub_item(b) for b in run.benchmark], "sft": run.sft, "dpo": run.dpo,
                "rejected": [r.to_json() for r in run.rejected] if rejected else []}
     configs, infos, counts = {}, {}, {}
     for name, split in SPLITS.items():
@@ -253,7 +261,7 @@ def _card_contents(run: Run) -> list[str]:
         f"{_fmt(first_last[0])} (the seeds) to {_fmt(first_last[1])} (last generation).", "",
         "Main `benchmark` fields: `text` (the prompt), `category`, `seed` (id, text, source), `lineage` (chain of "
         "strategies, parents, generation), `score` (`fitness`, `refusal_prob`, `judge_refusal_rate`, `opener_prob`, "
-        "`samples`: the target's responses with their refusal scores, `targets`: per-target figures), `safety` (the "
+        "`samples`: the target's responses with their refusal scores, `targets`: one row of figures per target), `safety` (the "
         "gate's verdict), `provenance`.", ""]
 
 
