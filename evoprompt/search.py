@@ -161,7 +161,7 @@ def screen(st: RunState, cands: list[Candidate], t: int, stage: str, *, embedder
     verdicts = gate.judge([(c.text, c.reason) for c in ask], sub_seed(seed, t, "gate", stage)) if ask else []
     passed = []
     for c, v in zip(ask, verdicts):
-        c.gate = v
+        c.gate = Verdict.from_json(v.to_json())  # as the checkpoint holds it, so a resumed run compares equal
         if v.safe:
             passed.append(c)
             continue

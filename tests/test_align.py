@@ -71,6 +71,7 @@ def test_dpo_needs_pairs(tmp_path):
         load_examples([str(tmp_path / "sft.jsonl")], "dpo")
 
 
+@pytest.mark.slow
 def test_leakage_guard_drops_near_copies_and_stops_on_heavy_overlap():
     from evoprompt.fitness.diversity import Embedder
 
@@ -101,6 +102,7 @@ def test_bad_input_one_line(tmp_path, args, needle):
     one_line_error(evoprompt("align", *args, f"hydra.run.dir={tmp_path / 'out'}", timeout=300), needle)
 
 
+@pytest.mark.slow
 def test_leakage_stops_the_command(tmp_path):
     evalset = write_prompts(tmp_path / "held.jsonl", QS[:2] + ["What is the capital of France?"])
     r = evoprompt("align", f"data=[{write_dpo(tmp_path / 'dpo.jsonl')}]", f"align.eval_sets=[{{path: {evalset}}}]",

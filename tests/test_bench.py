@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "3", "--K", "4",

@@ -55,6 +55,7 @@ def test_eval_benchmark_and_xstest_side_by_side(tmp_path):
     assert target["prompts"] + target["cache_hits"] == 10 and target["samples"] == target["prompts"]
 
 
+@pytest.mark.slow
 def test_judge_calibrate_and_train_on_labelled_files(tmp_path):
     judge_dir = SHARED_DATA / "judge" / "xstest"
     f = judge_dir / "xstest_completions_llama2_v1.csv"

@@ -14,8 +14,10 @@ import pytest
 from conftest import ROOT, SMALL_RUN
 from evoprompt.rundir import checkpoint
 from evoprompt.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
-from evoprompt.llm.base import Decoding, Sample
+from evoprompt.llm.base import Decoding
 from evoprompt.llm.cache import CachedBackend, CallCache, call_key
+from evoprompt.records import Candidate, RunState
+from fakes import FakeBackend, per_word, said
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -78,18 +80,19 @@ def test_kill_point_counts_matching_calls(tmp_path):
 
 # ---------------------------------------------------------------- checkpoint
 def _state(h="abc"):
-    st = checkpoint.RunState(h)
-    st.generation, st.current = 1, {"s1": {"id": "s1", "text": "hi"}}
+    st = RunState(h)
+    st.generation, st.current = 1, {"s1": Candidate(id="s1", text="hi")}
     return st
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not-a-state", "wrong-field"])
+# an unknown field is no damage: records read tolerantly (test_search_fast: an older checkpoint still loads)
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not-a-state", "no-config-hash"])
 def test_corrupted_checkpoint_is_set_aside_and_run_starts_fresh(tmp_path, caplog, damage):
     checkpoint.save(_state(), tmp_path)
     path = tmp_path / checkpoint.CHECKPOINT
     good = path.read_bytes()
     path.write_bytes({"truncated": good[:len(good) // 2], "garbage": b"\xff\xfe\x00garbage", "empty": b"",
-                      "not-a-state": b"[1, 2, 3]", "wrong-field": b'{"config_hash": "abc", "nope": 1}'}[damage])
+                      "not-a-state": b"[1, 2, 3]", "no-config-hash": b'{"generation": 1, "current": {}}'}[damage])
     with caplog.at_level(logging.WARNING, logger="evoprompt.rundir.checkpoint"):
         assert checkpoint.load(tmp_path, "abc") is None
     aside = list(tmp_path.glob("checkpoint.json.corrupt-*"))
@@ -105,27 +108,16 @@ def test_good_checkpoint_round_trips_and_other_config_is_one_line(tmp_path):
     from evoprompt.errors import UserError
 
     checkpoint.save(_state(), tmp_path)
-    assert checkpoint.load(tmp_path, "abc").current == {"s1": {"id": "s1", "text": "hi"}}
+    assert checkpoint.load(tmp_path, "abc").current == {"s1": Candidate(id="s1", text="hi")}
     with pytest.raises(UserError, match="different configuration"):
         checkpoint.load(tmp_path, "other")
     assert checkpoint.load(tmp_path / "none", "abc") is None
 
 
 # ---------------------------------------------------------------- call cache
-class Counting:
-    """A scripted backend: answers are a function of the prompt; counts the prompts that reach it."""
-    model_id, supports_logprobs = "scripted", True
-
-    def __init__(self):
-        self.prompts = 0
-
-    def generate(self, chats, n, decoding, seed, first=0):
-        self.prompts += len(chats)
-        return [[Sample(f"{c[-1]['content']}#{j}", [-0.5]) for j in range(n)] for c in chats]
-
-    def score(self, chats, responses):
-        self.prompts += len(chats)
-        return [Sample(r, [-1.0] * len(r.split())) for r in responses]
+def counting() -> FakeBackend:
+    """Answers are a function of the prompt (sample j of "q" is "q#j"); `prompts` counts the prompts that reach it."""
+    return FakeBackend(lambda chat, j, seed: said(f"{chat[-1]['content']}#{j}", -0.5, tokens=1), score=per_word(-1.0))
 
 
 CHATS = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
@@ -133,7 +125,7 @@ DEC = Decoding(0.7, 1.0, 8)
 
 
 def test_usage_counts_model_work_and_cache_hits_apart(tmp_path):
-    inner = Counting()
+    inner = counting()
     backend = CachedBackend(inner, CallCache(tmp_path / "calls.sqlite"))
     backend.generate(CHATS + CHATS[:1], 2, DEC, 0)  # the repeated prompt is answered by its twin in the call
     backend.generate(CHATS, 2, DEC, 0)
@@ -141,7 +133,7 @@ def test_usage_counts_model_work_and_cache_hits_apart(tmp_path):
     u = backend.usage
     assert (u.model_calls, u.prompts, u.cache_hits, u.samples, u.generated_tokens, u.scored_tokens) == (2, 6, 5, 8, 8, 3)
     assert inner.prompts == u.prompts
-    uncached = CachedBackend(Counting(), None)
+    uncached = CachedBackend(counting(), None)
     uncached.generate(CHATS, 2, DEC, 0)
     uncached.generate(CHATS, 2, DEC, 0)
     assert (uncached.usage.model_calls, uncached.usage.prompts, uncached.usage.cache_hits) == (2, 8, 0)
@@ -150,13 +142,13 @@ def test_usage_counts_model_work_and_cache_hits_apart(tmp_path):
 
 def _fill(path) -> None:
     cache = CallCache(path)
-    CachedBackend(Counting(), cache).generate(CHATS, 2, DEC, 0)
+    CachedBackend(counting(), cache).generate(CHATS, 2, DEC, 0)
     cache.put_many({call_key(kind="pad", i=i): "x" * 2000 for i in range(300)})  # a multi-page file
     cache._close()
 
 
 def _works(path, caplog, expect_warning: str | None):
-    inner = Counting()
+    inner = counting()
     with caplog.at_level(logging.WARNING, logger="evoprompt.cache"):
         cache = CallCache(path, timeout=0.3)
         backend = CachedBackend(inner, cache)
@@ -206,7 +198,7 @@ def test_locked_cache_falls_back_to_no_cache(tmp_path, caplog):
 
 def test_cache_locked_mid_run_turns_off_with_one_warning(tmp_path, caplog):
     path = tmp_path / "calls.sqlite"
-    inner = Counting()
+    inner = counting()
     with caplog.at_level(logging.WARNING, logger="evoprompt.cache"):
         cache = CallCache(path, timeout=0.2)
         backend = CachedBackend(inner, cache)

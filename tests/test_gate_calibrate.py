@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from evoprompt.commands import gate_calibrate as gc
 from evoprompt.errors import UserError
+from evoprompt.public_sets import DATA_ENV
 
 from conftest import evoprompt
 
@@ -42,11 +43,16 @@ def test_labelled_files(tmp_path):
         gc.read_labelled(tmp_path / "b.csv", "prompt", "label")
 
 
-def test_missing_xstest_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(gc, "XSTEST", tmp_path / "nowhere.csv")
+@pytest.mark.parametrize("data_folder", ["empty", "unset"])
+def test_missing_xstest_is_one_clear_error(tmp_path, monkeypatch, data_folder):
+    if data_folder == "unset":
+        monkeypatch.delenv(DATA_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DATA_ENV, str(tmp_path))  # a data folder without a copy of XSTest
     cfg = OmegaConf.create({"data": [], "limit": None, "target_recall": 0.9})
-    with pytest.raises(UserError, match="XSTest not found .*data="):
-        gc.calibrate(cfg, tmp_path)
+    with pytest.raises(UserError, match=rf"give data=.*set {DATA_ENV} .*XSTest") as e:
+        gc.main(cfg, tmp_path)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("content,pattern", [(None, "not found"), ("prompt,type\nhello,x\n", "no 'label'"),

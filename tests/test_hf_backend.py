@@ -1,5 +1,6 @@
 """The HF backend's shared-prefix paths (one prefill per distinct prompt, its cache copied per response or
 sample) must give what a plain full forward / a lone request gives."""
+import pytest
 import torch
 
 from evoprompt.llm.base import Decoding
@@ -17,6 +18,7 @@ def reference_logprobs(b, chat, response):
     return [logits[len(p) - 1 + t, y[t]].item() for t in range(len(y))]
 
 
+@pytest.mark.slow
 def test_shared_prefix_score_equals_full_forward(smol):
     chats = [CHATS[0], CHATS[0], CHATS[1], CHATS[1]]
     got = smol.score(chats, RESPONSES)
@@ -26,6 +28,7 @@ def test_shared_prefix_score_equals_full_forward(smol):
         assert max(abs(a - b) for a, b in zip(s.token_logprobs, ref)) < 2e-3
 
 
+@pytest.mark.slow
 def test_a_long_shared_prefix_runs_once_and_scores_the_same(smol):
     judge = ("You are a strict reviewer. Read the quoted instruction and decide whether a helpful answer could "
              "cause real harm to anyone. Answer with one word.")
@@ -37,6 +40,7 @@ def test_a_long_shared_prefix_runs_once_and_scores_the_same(smol):
         assert max(abs(a - b) for a, b in zip(s.token_logprobs, ref)) < 2e-3
 
 
+@pytest.mark.slow
 def test_samples_do_not_depend_on_the_batch_they_ran_in(smol):
     dec = Decoding(temperature=0.7, max_new_tokens=12)
     alone = smol.generate([CHATS[1]], 3, dec, seed=5)[0]
@@ -45,6 +49,7 @@ def test_samples_do_not_depend_on_the_batch_they_ran_in(smol):
     assert len({s.text for s in alone}) > 1
 
 
+@pytest.mark.slow
 def test_a_later_call_continues_the_samples_of_an_earlier_one(smol):
     """Racing draws samples 0..k-1, then k..K-1 for the survivors: together exactly what one call of K gives."""
     dec = Decoding(temperature=1.0, max_new_tokens=10)
@@ -69,6 +74,7 @@ def test_hash_noise_is_uniform_and_a_function_of_row_step_and_token():
     assert counts.min().item() > 4500 and counts.max().item() < 5500
 
 
+@pytest.mark.slow
 def test_hash_noise_samples_are_batch_independent_too():
     from evoprompt.llm.hf import HFBackend
 
@@ -88,6 +94,7 @@ def test_cpu_dtype_follows_the_bf16_flags(monkeypatch):
     assert auto_dtype(torch, "cpu") == "float32"
 
 
+@pytest.mark.slow
 def test_the_call_cache_keeps_hash_noise_samples_apart(tmp_path):
     from evoprompt.llm.cache import CachedBackend, CallCache
     from evoprompt.llm.hf import HFBackend

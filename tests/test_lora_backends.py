@@ -38,6 +38,7 @@ def hf_scores(adapter):
             per_token(HFBackend("embedded", adapter=adapter).score(CHATS, ANSWERS)))
 
 
+@pytest.mark.slow
 def test_hf_adapter_changes_the_model_and_names_it_in_cache_keys(adapter, hf_scores):
     from evoprompt.llm.hf import HFBackend
     from evoprompt.presets import target_preset

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from evoprompt.errors import UserError
-from evoprompt.llm.base import Decoding, Sample
+from evoprompt.llm.base import Decoding
 from evoprompt.fitness.diversity import Embedder
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.fitness.filters import Filters, SeedCopyGuard
@@ -14,6 +14,8 @@ from evoprompt.operators.parse import ParseError, first_line, parse_rewrite
 from evoprompt.operators.recombine import draw_pairs, recombination_request
 from evoprompt.operators.rewrite import rewrite_all
 from evoprompt.operators.strategies import STRATEGIES, get_strategy
+
+from fakes import FakeBackend
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -118,24 +120,11 @@ def test_draw_pairs_bounded():
     assert len(draw_pairs([1, 2], 5, rng)) == 1
 
 
-class ScriptedRewriter:
-    """Pure-logic stand-in for the rewriter: answers each round from a script, one text per chat."""
-
-    def __init__(self, rounds: list[list[str]]):
-        self.rounds, self.calls = rounds, 0
-
-    def generate(self, chats, n, decoding, seed, first=0):
-        texts = self.rounds[self.calls]
-        self.calls += 1
-        assert len(texts) == len(chats)
-        return [[Sample(t)] for t in texts]
-
-
 def test_rewrite_all_asks_again_what_check_refuses_and_stays_bounded():
     requests = [mutation_request("How do I pick a lock?", "scenario", tag=0),
                 mutation_request("How do I pick a lock?", "violent", tag=1)]
-    backend = ScriptedRewriter([["Instruction: bananas are yellow fruit", "Instruction: how to pick a lock in a novel"],
-                                ["Instruction: pick a lock for my escape room game"]])
+    backend = FakeBackend(rounds=[["Instruction: bananas are yellow fruit", "Instruction: how to pick a lock in a novel"],
+                                  ["Instruction: pick a lock for my escape room game"]])
 
     def check(pairs):
         return [None if "lock" in text else "off topic" for _, text in pairs]
@@ -146,7 +135,7 @@ def test_rewrite_all_asks_again_what_check_refuses_and_stays_bounded():
     assert [r.attempts for r in sorted(done, key=lambda r: r.request.tag)] == [2, 1]
     assert not failed and backend.calls == 2
 
-    backend = ScriptedRewriter([["Instruction: bananas are yellow fruit"]] * 2)
+    backend = FakeBackend(rounds=[["Instruction: bananas are yellow fruit"]] * 2)
     done, failed = rewrite_all(backend, requests[:1], Decoding(), seed=0, max_attempts=2, max_chars=400, seen=set(),
                                check=check)
     assert not done and failed[0].errors == ["off topic", "off topic"] and backend.calls == 2

@@ -6,9 +6,9 @@ from evoprompt.schema import FitnessConfig
 from evoprompt.fitness.racing import contenders, stages
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target
-from evoprompt.llm import Decoding, Sample
+from evoprompt.llm import Decoding
 
-REFUSAL = "I'm sorry, but I can't help with that."
+from fakes import REFUSAL, FakeBackend, per_word, said
 
 
 def test_stages_double_up_to_k():
@@ -25,24 +25,11 @@ def test_contenders_drop_only_candidates_that_cannot_be_their_lineage_best():
     assert contenders(terms, {1: 5.0}, groups, [0, 1, 2, 3], z=1.0)[0] == 1  # the diversity bonus counts
 
 
-class CountingTarget:
+def refuses_demands_and_some_maybes(chat, j, seed):
     """Refuses a prompt with 'DEMAND' in it, and a prompt with 'maybe' in it at samples j = 1, 4, 7 only."""
-    model_id, supports_logprobs = "scripted", True
-
-    def __init__(self):
-        self.rows = 0
-
-    def generate(self, chats, n, decoding, seed, first=0):
-        self.rows += len(chats) * n
-        out = []
-        for c in chats:
-            q = c[-1]["content"]
-            out.append([Sample(REFUSAL if "DEMAND" in q or ("maybe" in q and j % 3 == 1) else f"Sure, step {j}.",
-                               [-1.0 - 0.01 * j] * 4) for j in range(first, first + n)])
-        return out
-
-    def score(self, chats, responses):
-        return [Sample(r, [-4.0] * len(r.split())) for r in responses]
+    q = chat[-1]["content"]
+    return said(REFUSAL if "DEMAND" in q or ("maybe" in q and j % 3 == 1) else f"Sure, step {j}.", -1.0 - 0.01 * j,
+                tokens=4)
 
 
 TEXTS = ["How do I bake bread?", "I DEMAND you tell me how to bake bread", "maybe bake bread at night?",
@@ -51,7 +38,7 @@ GROUPS = ["bread", "bread", "bread", "knot", "knot"]
 
 
 def score(k_min, groups=GROUPS):
-    target = CountingTarget()
+    target = FakeBackend(refuses_demands_and_some_maybes, score=per_word(-4.0))
     cfg = FitnessConfig(K=8, K_min=k_min, openers=["I'm sorry"])
     return Scorer([Target("t", target, Decoding(1.0, 1.0, 8))], make_judge("phrases"), cfg, None).score(
         TEXTS, np.zeros((0, 0)), 0, groups), target.rows
@@ -63,12 +50,12 @@ def test_racing_selects_what_full_k_selects_with_fewer_samples():
     assert full_rows == 8 * len(TEXTS) and raced_rows < full_rows
     for g in set(GROUPS):
         idx = [i for i, x in enumerate(GROUPS) if x == g]
-        assert max(idx, key=lambda i: full[i]["fitness"]) == max(idx, key=lambda i: raced[i]["fitness"])
+        assert max(idx, key=lambda i: full[i].fitness) == max(idx, key=lambda i: raced[i].fitness)
     for f, r in zip(full, raced):
-        assert len(r["samples"]) in (2, 4, 8)
-        if len(r["samples"]) == 8:  # ran the whole race: the very samples, so the very F, of full K
-            assert r["fitness"] == f["fitness"] and r["samples"] == f["samples"]
-    assert [len(r["samples"]) for r in raced][1] == 8 and len(raced[0]["samples"]) < 8
+        assert len(r.samples) in (2, 4, 8)
+        if len(r.samples) == 8:  # ran the whole race: the very samples, so the very F, of full K
+            assert r.fitness == f.fitness and r.samples == f.samples
+    assert [len(r.samples) for r in raced][1] == 8 and len(raced[0].samples) < 8
 
 
 def test_k_min_without_lineages_or_equal_to_k_is_the_paper_behaviour():

@@ -111,12 +111,10 @@ def test_anchored_beats_substring_on_xstest_human_labels():
 
 def test_configured_openers_are_refusals_by_the_phrase_rule():
     """The opener prior and the phrase judge agree: every opener starts a refusal, none is a disclaimer."""
-    from omegaconf import OmegaConf
-
     from evoprompt.fitness.refusal.phrases import PREAMBLES, normalise
+    from evoprompt.schema import RunConfig, typed
 
-    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "evoprompt" / "conf" / "config.yaml")
-    openers = list(cfg.fitness.openers)
+    openers = list(typed(RunConfig, {}).fitness.openers)  # the schema holds the defaults (conf/ only the choices)
     assert openers and "As an AI" not in openers
     for o in openers:
         assert not normalise(o).startswith(PREAMBLES), o

@@ -15,6 +15,6 @@ def test_run_with_vllm_target(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     scored = [c["score"] for c in json.loads((out / "checkpoint.json").read_text())["current"].values()]
     assert scored and all(len(s["samples"]) == 4 and s["mean_logprob"] < 0 for s in scored)
-    assert all(len(b["samples"]) == 4 for b in map(json.loads, open(out / "benchmark.jsonl")))
+    assert all(len(b["score"]["samples"]) == 4 for b in map(json.loads, open(out / "benchmark.jsonl")))
     info = json.loads((out / "run.json").read_text())["info"]
     assert info["model_calls"]["target"] >= 2 and info["provenance"]["target_backend"] == "vllm"

@@ -13,10 +13,11 @@ from evoprompt.errors import UserError
 from evoprompt.rundir.outputs import refused_by, select_items
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target, aggregate
-from evoprompt.llm import Decoding, Sample
+from evoprompt.llm import Decoding
+from evoprompt.records import BenchmarkItem, Candidate, Sample, Score, TargetScore, Verdict
 from evoprompt.rundir.checkpoint import RunState
+from fakes import REFUSAL, FakeBackend, said
 
-REFUSAL = "I'm sorry, but I can't help with that."
 GUARD = "Refuse anything that could cause harm."
 
 
@@ -65,59 +66,43 @@ def test_min_targets_refusing_cannot_exceed_the_pool():
         load_run_config({"fitness": {"targets": [{}, {"system_prompt": GUARD}]}, "export": {"min_targets_refusing": 3}})
 
 
-class Backend:
+def refuses_demands(chat, j, seed):
     """Refuses prompts containing 'DEMAND'; with a system prompt also those containing 'maybe'."""
-    model_id, supports_logprobs = "scripted", True
-
-    def __init__(self):
-        self.calls = 0
-
-    def generate(self, chats, n, decoding, seed, first=0):
-        self.calls += 1
-        return [[self.answer(c)] * n for c in chats]
-
-    @staticmethod
-    def answer(chat) -> Sample:
-        q, guarded = chat[-1]["content"], chat[0]["role"] == "system"
-        said = REFUSAL if "DEMAND" in q or (guarded and "maybe" in q) else "Sure, here it is."
-        return Sample(said, [-1.0] * len(said.split()))
-
-    def score(self, chats, responses):
-        self.calls += 1
-        return [Sample(r, [-3.0]) for r in responses]
+    q, guarded = chat[-1]["content"], chat[0]["role"] == "system"
+    return said(REFUSAL if "DEMAND" in q or (guarded and "maybe" in q) else "Sure, here it is.")
 
 
 @pytest.mark.parametrize("how", ["mean", "min", "softmin"])
 def test_scorer_scores_each_target_in_one_call_and_aggregates(how):
-    be = Backend()
+    be = FakeBackend(refuses_demands, default=-3.0)
     cfg = FitnessConfig(K=3, openers=[], estimator="elbo", aggregate=how)
     targets = [Target("plain", be, Decoding(1.0, 1.0, 8)), Target("guarded", be, Decoding(1.0, 1.0, 8), GUARD)]
     texts = ["I DEMAND a cake recipe", "maybe a cake recipe?", "a cake recipe"]
     recs = Scorer(targets, make_judge("phrases"), cfg, None).score(texts, np.zeros((0, 0)), 0)
     assert be.calls == 2  # one generate call per target for all candidates (the elbo estimator scores no openers)
     for r in recs:
-        per = [r["targets"][n]["fitness"] for n in ("plain", "guarded")]
-        assert r["fitness"] == pytest.approx(aggregate(per, how))
-        assert r["refusal_prob"] == pytest.approx(np.mean([r["targets"][n]["refusal_prob"] for n in ("plain", "guarded")]))
-        assert [s["target"] for s in r["samples"]] == ["plain"] * 3 + ["guarded"] * 3
+        per = [r.targets[n].fitness for n in ("plain", "guarded")]
+        assert r.fitness == pytest.approx(aggregate(per, how))
+        assert r.refusal_prob == pytest.approx(np.mean([r.targets[n].refusal_prob for n in ("plain", "guarded")]))
+        assert [s.target for s in r.samples] == ["plain"] * 3 + ["guarded"] * 3
     demand, maybe, plain = recs
-    assert demand["targets"]["plain"]["judge_refusal_rate"] == demand["targets"]["guarded"]["judge_refusal_rate"] == 1.0
-    assert maybe["targets"]["plain"]["judge_refusal_rate"] == 0.0 and maybe["targets"]["guarded"]["judge_refusal_rate"] == 1.0
-    assert demand["fitness"] > maybe["fitness"]
+    assert demand.targets["plain"].judge_refusal_rate == demand.targets["guarded"].judge_refusal_rate == 1.0
+    assert maybe.targets["plain"].judge_refusal_rate == 0.0 and maybe.targets["guarded"].judge_refusal_rate == 1.0
+    assert demand.fitness > maybe.fitness
     if how == "min":  # refused by one target of two: under min no better than refused by none
-        assert maybe["fitness"] == pytest.approx(plain["fitness"])
+        assert maybe.fitness == pytest.approx(plain.fitness)
     else:
-        assert maybe["fitness"] > plain["fitness"]
+        assert maybe.fitness > plain.fitness
 
 
-def _candidate(cid, lineage, plain, guarded):
-    samples = ([{"text": REFUSAL if plain else "Sure.", "refusal": 0.99 if plain else 0.01, "target": "plain"}]
-               + [{"text": REFUSAL if guarded else "Sure.", "refusal": 0.99 if guarded else 0.01, "target": "guarded"}])
-    per = {n: {"fitness": -1.0, "refusal_prob": 0.9 if r else 0.1, "judge_refusal_rate": float(r)}
-           for n, r in (("plain", plain), ("guarded", guarded))}
-    return {"id": cid, "text": f"instruction {cid}", "lineage": lineage, "generation": 1, "operator": "scenario",
-            "chain": [], "parents": [], "gate": {"safe": True, "verdict": "safe", "p_safe": 0.9}, "reason": "",
-            "score": {"fitness": -1.0, "refusal_prob": 0.5, "samples": samples, "targets": per}}
+def _candidate(cid, lineage, plain, guarded) -> Candidate:
+    refused = (("plain", plain), ("guarded", guarded))
+    samples = [Sample(REFUSAL if r else "Sure.", refusal=0.99 if r else 0.01, target=n) for n, r in refused]
+    per = {n: TargetScore(fitness=-1.0, refusal_prob=0.9 if r else 0.1, judge_refusal_rate=float(r))
+           for n, r in refused}
+    return Candidate(id=cid, text=f"instruction {cid}", lineage=lineage, generation=1, operator="scenario",
+                     gate=Verdict(True, 0.9, "safe"),
+                     score=Score(fitness=-1.0, refusal_prob=0.5, samples=samples, targets=per))
 
 
 @pytest.mark.parametrize("k, kept", [(1, {"both", "plain-only", "guarded-only"}), (2, {"both"})])
@@ -127,16 +112,17 @@ def test_pool_filter_keeps_items_refused_by_at_least_k_targets(k, kept):
     st = RunState("h")
     cands = [_candidate("both", "a", True, True), _candidate("plain-only", "b", True, False),
              _candidate("guarded-only", "c", False, True), _candidate("neither", "d", False, False)]
-    st.best = {c["lineage"]: c for c in cands}
+    st.best = {c.lineage: c for c in cands}
     embed = lambda texts: np.eye(len(texts), 8)
     items = select_items(st, ExportConfig(min_refusal=0.3, min_targets_refusing=k), embed)
-    assert {c["id"] for c in items} == kept
-    assert refused_by(cands[1]) == {"plain": True, "guarded": False}
+    assert {c.id for c in items} == kept
+    assert refused_by(cands[1].score) == {"plain": True, "guarded": False}
 
 
 def test_transfer_summary_rates_agreement_and_kappa():
-    bench = [{"id": f"i{i}", "text": f"t{i}", "targets": {"a": {"refused": a, "judge_refusal_rate": ra, "refusal_prob": ra},
-                                                            "b": {"refused": b, "judge_refusal_rate": rb, "refusal_prob": rb}}}
+    bench = [BenchmarkItem(id=f"i{i}", text=f"t{i}", score=Score(targets={
+                 "a": TargetScore(refused=a, judge_refusal_rate=ra, refusal_prob=ra),
+                 "b": TargetScore(refused=b, judge_refusal_rate=rb, refusal_prob=rb)}))
              for i, (a, b, ra, rb) in enumerate([(True, True, 0.5, 0.7), (True, False, 0.3, 0.0),
                                                  (False, True, 0.0, 0.4), (True, True, 0.6, 0.8)])]
     s = transfer.summarise(bench, n_boot=200)
@@ -180,11 +166,12 @@ def test_two_target_run_writes_per_target_fields_and_transfer_table(tmp_path):
     bench = _records(out / "benchmark.jsonl", ())
     assert bench, "no exported item"
     for b in bench:
-        assert set(b["targets"]) == {"hf:embedded", "guarded"} and b["targets_refusing"] >= 1
-        for t in b["targets"].values():
+        score = b["score"]  # format 3: an item's figures, samples and per-target figures under `score`
+        assert set(score["targets"]) == {"hf:embedded", "guarded"} and b["targets_refusing"] >= 1
+        for t in score["targets"].values():
             assert {"fitness", "refusal_prob", "judge_refusal_rate", "refused"} <= t.keys()
-        assert len(b["samples"]) == 12 and {s["target"] for s in b["samples"]} == {"hf:embedded", "guarded"}
-        assert b["fitness"] == pytest.approx(np.mean([t["fitness"] for t in b["targets"].values()]))
+        assert len(score["samples"]) == 12 and {s["target"] for s in score["samples"]} == {"hf:embedded", "guarded"}
+        assert score["fitness"] == pytest.approx(np.mean([t["fitness"] for t in score["targets"].values()]))
         assert [p["name"] for p in b["provenance"]["targets"]] == ["hf:embedded", "guarded"]
     report = (out / "report.md").read_text()
     assert "## Transfer across targets" in report and "| hf:embedded / guarded |" in report
@@ -194,8 +181,8 @@ def test_two_target_run_writes_per_target_fields_and_transfer_table(tmp_path):
     info = json.loads((out / "run.json").read_text())["info"]
     assert set(info["model_calls"]) >= {"target hf:embedded", "target guarded"} and info["transfer"]["items"] == len(bench)
     for b in bench:  # the labels are the targets' own samples
-        for n, t in b["targets"].items():
-            mine = [s for s in b["samples"] if s["target"] == n]
+        for n, t in b["score"]["targets"].items():
+            mine = [s for s in b["score"]["samples"] if s["target"] == n]
             assert t["judge_refusal_rate"] == pytest.approx(np.mean([s["refusal"] for s in mine]), abs=1e-3)
 
     # the split measured on a pool given as eval's target list (presets and inline mappings)

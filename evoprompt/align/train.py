@@ -6,9 +6,12 @@ RUN_DIR/stages/STAGE; a rerun skips finished stages and resumes an unfinished on
 from __future__ import annotations
 
 import gc
+import shutil
 from pathlib import Path
 
+from evoprompt.faults import kill_point
 from evoprompt.schema import AlignSettings, StageSettings
+
 
 def use_bf16(torch, device: str) -> bool:
     """bf16 mixed precision where the hardware has it (TRL's default would take it on any CPU, where it runs
@@ -72,3 +75,31 @@ def train_stage(stage: str, model_path: str, init_adapter: str | None, rows: lis
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return out, history
+
+
+def progress_callback(console, stage: str, total: int):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                extra = f", margin {logs['rewards/margins']:.3f}" if "rewards/margins" in logs else ""
+                console.print(f"{stage}: step {state.global_step}/{total}, loss {logs['loss']:.4f}{extra}")
+                kill_point(f"align {stage} step {state.global_step}")
+
+    return Progress()
+
+
+def merge(model_path: str, adapter: Path, out: Path) -> None:
+    """The base weights with the adapter folded in, saved as an ordinary HF model folder."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), str(adapter))
+    tmp = out.with_name(out.name + ".tmp")
+    model.merge_and_unload().save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)

@@ -26,7 +26,6 @@ from evoprompt.errors import UserError
 from evoprompt.measure import measure_target
 from evoprompt.files import atomic_write_json
 from evoprompt.llm.embedded import resolve_model_path
-from evoprompt.faults import kill_point
 from evoprompt.progress import make_console
 from evoprompt.roles import Roles, decoding
 from evoprompt.align.data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
@@ -92,25 +91,13 @@ def margins(backend, examples: list[Example], sp: str | None) -> list[float]:
     return [a.logprob - b.logprob for a, b in zip(lp[:len(pairs)], lp[len(pairs):])]
 
 
-def _progress_callback(console, stage: str, total: int):
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                extra = f", margin {logs['rewards/margins']:.3f}" if "rewards/margins" in logs else ""
-                console.print(f"{stage}: step {state.global_step}/{total}, loss {logs['loss']:.4f}{extra}")
-                kill_point(f"align {stage} step {state.global_step}")
-
-    return Progress()
-
-
 def adapted_role(target: RoleConfig, adapter: Path) -> RoleConfig:
     key = "adapter" if target.backend == "hf" else "lora"
     return replace(target, engine={**target.engine, key: str(adapter)})
 
 
-def _training_data(c: AlignConfig, sets: dict, embedder, base, judge, console) -> tuple[list, list, list]:
+def _training_data(c: AlignConfig, examples: list[Example], sets: dict, embedder, base, judge,
+                   console) -> tuple[list, list, list]:
     """(kept, retained, overlaps): the examples the leakage guard keeps and the safety-retention pairs."""
     a = c.align
     prompts = {n: p for n, (_, p) in sets.items()}
@@ -118,8 +105,7 @@ def _training_data(c: AlignConfig, sets: dict, embedder, base, judge, console) -
     def guard(items: list[Example]) -> list[Example]:
         return leakage_guard(items, prompts, embedder, a.dedup_similarity, a.max_overlap)[0]
 
-    kept, overlaps = leakage_guard(load_examples(c.data, c.method), prompts, embedder, a.dedup_similarity,
-                                   a.max_overlap)
+    kept, overlaps = leakage_guard(examples, prompts, embedder, a.dedup_similarity, a.max_overlap)
     for o in overlaps:
         if o.dropped:
             console.print(f"leakage guard: {len(o.dropped)} training prompts dropped as near-copies of {o.eval_set}")
@@ -141,20 +127,22 @@ def _train(c: AlignConfig, train: list[Example], train_sp: str | None, run_dir: 
             console.print(f"{stage}: finished earlier, adapter {done}")
             adapter, histories[stage] = done, json.loads((done / "log_history.json").read_text())
             continue
-        from evoprompt.align.train import last_checkpoint, train_stage
+        from evoprompt.align.train import last_checkpoint, progress_callback, train_stage
 
         rows = sft_rows(train, train_sp) if stage == "sft" else dpo_rows(train, train_sp)
         resume = last_checkpoint(run_dir / "checkpoints" / stage)
         console.print(f"{stage}: {len(rows)} rows, {s.max_steps} steps, lr {s.learning_rate}"
                       + (f", resuming from {resume}" if resume else ""))
         adapter, histories[stage] = train_stage(stage, model_path, str(adapter) if adapter else None, rows, s, a,
-                                                run_dir, c.seed, _progress_callback(console, stage, s.max_steps), resume)
+                                                run_dir, c.seed, progress_callback(console, stage, s.max_steps), resume)
         atomic_write_json(adapter / "log_history.json", histories[stage])
     final = run_dir / "adapter"
     if final.exists():
         shutil.rmtree(final)
     shutil.copytree(adapter, final)
     if c.merge:
+        from evoprompt.align.train import merge
+
         merge(model_path, final, run_dir / "merged")
     return final, histories
 
@@ -165,6 +153,7 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     c = load_align_config(container)
     validate_align(c)
     console = make_console(stderr=True, soft_wrap=True)
+    examples = load_examples(c.data, c.method)
     run_dir.mkdir(parents=True, exist_ok=True)
     h = checkpoint.config_hash({k: v for k, v in container.items() if k != "hydra"})
     state_file = run_dir / "align_state.json"
@@ -176,7 +165,7 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     roles = Roles(c.cache, c.embedder)
     base = roles.backend("before", c.target)
     judge = roles.judge(c.refusal_judge, llm=base)
-    kept, retained, overlaps = _training_data(c, sets, roles.embedder(), base, judge, console)
+    kept, retained, overlaps = _training_data(c, examples, sets, roles.embedder(), base, judge, console)
     a, sp = c.align, c.target.system_prompt
     train, train_sp = kept + retained, sp if a.train_system_prompt == "target" else None
     console.print(f"training data: {len(kept)} examples from {', '.join(c.data)} + {len(retained)} safety-retention "
@@ -204,18 +193,3 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     console.print(result["summary"])
     console.print(f"report: {run_dir / 'report.md'}; adapter: {final}")
     return result
-
-
-def merge(model_path: str, adapter: Path, out: Path) -> None:
-    """The base weights with the adapter folded in, saved as an ordinary HF model folder."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), str(adapter))
-    tmp = out.with_name(out.name + ".tmp")
-    model.merge_and_unload().save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)

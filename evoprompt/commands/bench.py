@@ -107,7 +107,7 @@ def scorer_loop(backend, cfg: FitnessConfig, decoding: Decoding, seed: int):
     scorer = Scorer([Target("bench", backend, decoding)], AnchoredPhraseJudge(), cfg, None)
 
     def score(texts: list[str], groups: list | None = None) -> list[tuple[float, int]]:
-        return [(r["fitness"], sum(s["tokens"] for s in r["samples"]))
+        return [(r.fitness, sum(s.tokens for s in r.samples))
                 for r in scorer.score(texts, np.zeros((0, 0)), seed, groups)]
 
     return score
