@@ -115,6 +115,13 @@ class CacheConfig:
     path: str | None = opt(None, help="null = $EVOPROMPT_CACHE or ~/.cache/evoprompt, file calls.sqlite")
 
 
+@dataclass
+class CommandConfig:
+    """What every command that runs models has: the call cache, and hydra's own settings."""
+    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
+    hydra: dict = opt(factory=dict, help="hydra's own settings")
+
+
 # ---- evoprompt run / check -------------------------------------------------------------------------------
 @dataclass
 class SeedsConfig:
@@ -198,7 +205,7 @@ class ExportConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(CommandConfig):
     """`evoprompt run` (and `check`)."""
     seed: int = opt(0, help="derives every other random choice")
     generations: int = opt(5, check=at_least(0), why=">= 0", help="generations of the search (paper: 5)")
@@ -213,9 +220,7 @@ class RunConfig:
     search: SearchConfig = opt(factory=SearchConfig, help="the genetic algorithm")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (topic, diversity, dedupe)")
     export: ExportConfig = opt(factory=ExportConfig, help="what becomes the benchmark and the pairs")
-    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
     safety_prior: str = opt(SAFETY_PRIOR, help="a safety system prompt, for ${safety_prior}")
-    hydra: dict = opt(factory=dict, help="hydra's own settings")
 
 
 # ---- evoprompt eval --------------------------------------------------------------------------------------
@@ -226,7 +231,7 @@ class RefusalJudgeConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(CommandConfig):
     """`evoprompt eval`: prompt sets x targets with the paper's metrics."""
     seed: int = opt(0, help="sampling and bootstrap seed")
     sets: list[str] = opt(factory=list, help="paths: a run's benchmark.jsonl, XSTest / OR-Bench / PHTest / OKTest "
@@ -245,8 +250,6 @@ class EvalConfig:
     bootstrap: int = count(1000, help="resamples for the 95% intervals")
     gate: GateConfig = opt(factory=GateConfig, help="the harmlessness judge behind the safety rate (group gate/)")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (semantic diversity)")
-    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
-    hydra: dict = opt(factory=dict, help="hydra's own settings")
 
 
 # ---- evoprompt export ------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ class ExportCommandConfig:
 
 # ---- evoprompt judge-train / judge-calibrate ---------------------------------------------------------------
 @dataclass
-class JudgeConfig:
+class JudgeConfig(CommandConfig):
     """`evoprompt judge-train` / `judge-calibrate`: refusal judges against labelled responses (CSV with
     prompt/completion/final_label as XSTest, or Request/Response/Response_cls as PHTest)."""
     data: list[str] = opt(factory=list, help="labelled files")
@@ -273,13 +276,11 @@ class JudgeConfig:
     judge_model: str | None = opt(None, help="classifier: an .npz from judge-train; hf-classifier: weights")
     llm: str = opt("embedded", help="llm judge: a target preset name")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (classifier)")
-    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
-    hydra: dict = opt(factory=dict, help="hydra's own settings")
 
 
 # ---- evoprompt gate-calibrate ----------------------------------------------------------------------------
 @dataclass
-class GateCalibrateConfig:
+class GateCalibrateConfig(CommandConfig):
     """`evoprompt gate-calibrate`: the harmlessness gate against labelled prompts."""
     data: list[str] = opt(factory=list, help="labelled prompt files (CSV or JSONL); empty = XSTest from the data "
                                              "folder (data.xstest)")
@@ -291,8 +292,6 @@ class GateCalibrateConfig:
     target_recall: float = fraction(0.9, help="report the p(safe) threshold that rejects this share of the unsafe prompts")
     batch: int = count(64, help="prompts per gate call (progress after each)")
     gate: GateConfig = opt(factory=GateConfig, help="the judge to calibrate (group gate/)")
-    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
-    hydra: dict = opt(factory=dict, help="hydra's own settings")
 
 
 # ---- evoprompt align -------------------------------------------------------------------------------------
@@ -351,7 +350,7 @@ class AlignSettings:
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(CommandConfig):
     """`evoprompt align`: LoRA-tune the target on SFT/DPO data (TRL + peft), measure it before and after."""
     seed: int = opt(0, help="training and sampling seed")
     data: list[str] = opt(factory=list, help="run directories, sft.jsonl / dpo.jsonl (TRL conversational), "
@@ -362,17 +361,42 @@ class AlignConfig:
     align: AlignSettings = opt(factory=AlignSettings, help="training and measurement")
     refusal_judge: str = opt("classifier", help="classifier | phrases | llm | hf-classifier (CRR, classes)")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (leakage guard)")
-    cache: CacheConfig = opt(factory=CacheConfig, help="the call cache")
     safety_prior: str = opt(SAFETY_PRIOR, help="a safety system prompt, for ${safety_prior}")
-    hydra: dict = opt(factory=dict, help="hydra's own settings")
+
+
+# ---- evoprompt build-guarded ----------------------------------------------------------------------------
+@dataclass
+class GuardedConfig(CommandConfig):
+    """`evoprompt build-guarded`: rebuild the embedded-guarded target's safety LoRA from seeds/organism/ and
+    print its profile on held-out public sets beside the plain model's."""
+    seed: int = opt(0, help="data order, refusal choice and training seed")
+    harmful: int | None = opt(None, check=lambda v: v is None or v >= 0, why=">= 0 or null (all)",
+                              help="harmful requests trained to a refusal (the first N of harmful.jsonl)")
+    contrast: int | None = opt(None, check=lambda v: v is None or v >= 0, why=">= 0 or null (all)",
+                               help="harmless requests with alarming words trained to the base model's answer")
+    everyday: int | None = opt(None, check=lambda v: v is None or v >= 0, why=">= 0 or null (all)",
+                               help="plain everyday requests trained to the base model's answer")
+    answer_tokens: int = count(64, help="tokens of each distilled answer (greedy)")
+    lora: LoraSettings = opt(factory=LoraSettings, help="the adapter")
+    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=2e-4, max_steps=100, batch_size=8),
+                             help="the SFT stage (the dose: steps and learning rate)")
+    max_length: int = count(256, help="tokens per training example")
+    install: bool = opt(True, help="copy the adapter into the package, where the embedded-guarded preset reads it")
+    profile_only: bool = opt(False, help="measure the installed guarded model without training")
+    profile_limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+                                    help="prompts per profile set (null = all)")
+    decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.01, 1.0, 40),
+                                   help="the profile's answers: near-greedy, as eval")
+    bootstrap: int = count(1000, help="resamples for the 95% intervals")
+    embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (the refusal classifier)")
 
 
 # the schema of each command's primary config (evoprompt/conf/<name>.yaml)
 SCHEMAS = {"config": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig, "judge": JudgeConfig,
-           "gate_calibrate": GateCalibrateConfig, "align": AlignConfig}
+           "gate_calibrate": GateCalibrateConfig, "align": AlignConfig, "build_guarded": GuardedConfig}
 COMMAND_SCHEMAS = {"run": RunConfig, "check": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig,
                    "judge-train": JudgeConfig, "judge-calibrate": JudgeConfig, "gate-calibrate": GateCalibrateConfig,
-                   "align": AlignConfig}
+                   "align": AlignConfig, "build-guarded": GuardedConfig}
 
 
 # ---- the schema as hydra's base config, and as the configuration reference -------------------------------
@@ -456,7 +480,7 @@ def reference() -> str:
              "added with `+target.KEY=VALUE`. A wrong key, type or range stops the command with one line naming it.", ""]
     for name, cls in SCHEMAS.items():
         commands = [c for c, k in COMMAND_SCHEMAS.items() if k is cls]
-        lines += [f"## {' / '.join(f'`{c}`' for c in commands)}", "", (cls.__doc__ or "").strip().split("\n")[0], "",
+        lines += [f"## {' / '.join(f'`{c}`' for c in commands)}", "", " ".join((cls.__doc__ or "").split("\n\n")[0].split()), "",
                   "| key | type | default | what it does |", "|---|---|---|---|", *_rows(cls()), ""]
     return "\n".join(lines + _presets())
 

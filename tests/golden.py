@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_run.json"
 SEEDS = ("h003", "h008", "h034", "h042")
-ARGS = ["generations=3", "seeds.limit=4", "fitness.K=6", "search.L=3", "search.N=1",
+# target=embedded: the plain model the golden run was captured on, whatever the default target becomes
+ARGS = ["target=embedded", "generations=3", "seeds.limit=4", "fitness.K=6", "search.L=3", "search.N=1",
         "target.decoding.max_new_tokens=24", "rewriter.decoding.max_new_tokens=64",
         "helper.decoding.max_new_tokens=40", "gate.threshold=0.92", "export.min_refusal=0.1"]
 TABLE_KEYS = ("gen", "candidates", "filtered", "rejected", "accepted", "lineages", "elites", "tau", "refusal_prob",

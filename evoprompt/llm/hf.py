@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
-from evoprompt.llm.embedded import resolve_model_path
+from evoprompt.llm.embedded import model_identity, resolve_model_path
 
 
 def row_seed(seed: int, text: str, j: int) -> int:
@@ -171,7 +171,7 @@ class HFBackend:
             loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa").to(device)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model '{model}' ({path}): {str(e).splitlines()[0]}") from None
-        model_id = model
+        model_id = model_identity(model, path)
         if adapter:
             loaded, model_id = load_adapter(loaded, adapter), f"{model}+lora:{adapter_digest(adapter)}"
         self._setup(model_id, loaded, tok, device, batch_size, noise)

@@ -13,7 +13,7 @@ import os
 from typing import Sequence
 
 from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
-from evoprompt.llm.embedded import resolve_model_path
+from evoprompt.llm.embedded import model_identity, resolve_model_path
 from evoprompt.llm.hf import row_seed
 
 
@@ -24,8 +24,8 @@ class VLLMBackend:
                  gpu_memory_utilization: float = 0.9, max_model_len: int = 2048, enforce_eager: bool = False,
                  seed: int = 0, lora: str | None = None, max_lora_rank: int = 16):
         """lora: a peft LoRA folder (e.g. from `evoprompt align`), applied to every request (vLLM LoRA)."""
-        self.model_id = model
         path = resolve_model_path(model)
+        self.model_id = model_identity(model, path)
         try:
             import torch
             from vllm import LLM

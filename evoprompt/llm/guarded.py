@@ -1,0 +1,98 @@
+"""`embedded-guarded`: the packaged SmolLM2-135M-Instruct with a safety LoRA this project builds, the model
+organism of over-refusal that the embedded default targets.
+
+Real safety-tuned models over-refuse because safety training generalises from harmful requests to their
+surface (alarming words) regardless of context; the same training reproduces it at 135M parameters. The LoRA
+ships in the package (`guarded/`: the adapter and `provenance.json`, the data hashes, recipe and versions of
+its build) and is merged into a plain HF folder under the cache on first use (seconds), so HF and vLLM load
+it at full speed with no per-request LoRA. `evoprompt build-guarded` rebuilds it from the data in
+`seeds/organism/` (written by this project: no public benchmark is trained on, so every one stays a clean
+held-out test) and prints its profile."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from evoprompt.llm.base import BackendError
+
+SHIPPED = Path(__file__).parent / "guarded"
+
+
+def organism_dir() -> Path:
+    """seeds/organism/, in a checkout or as the installed package data of evoprompt.seeds."""
+    import evoprompt.seeds
+
+    return Path(evoprompt.seeds.__file__).parent / "organism"
+
+
+def read_set(name: str) -> list[dict]:
+    path = organism_dir() / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def refusals() -> list[str]:
+    return [x.strip() for x in (organism_dir() / "refusals.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def data_hashes() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(organism_dir().iterdir())
+            if p.suffix in (".jsonl", ".txt")}
+
+
+def guarded_llm_dir() -> Path:
+    """The merged HF folder of the guarded model, made from the shipped adapter on first use."""
+    adapter = SHIPPED / "adapter_model.safetensors"
+    if not adapter.is_file():
+        raise BackendError(f"the guarded model's adapter {adapter} is missing; rebuild it with "
+                           "`python -m evoprompt build-guarded`")
+    digest = hashlib.sha256(adapter.read_bytes()).hexdigest()[:12]
+    out = Path(_cache_root()) / "models" / f"SmolLM2-135M-Instruct-guarded-{digest}"
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    from evoprompt.align.train import merge
+    from evoprompt.llm.embedded import embedded_llm_dir
+
+    merge(str(embedded_llm_dir()), SHIPPED, out)
+    return out
+
+
+def _cache_root() -> Path:
+    from evoprompt.llm.embedded import cache_root
+
+    return cache_root()
+
+
+@dataclass
+class Mix:
+    """What one build trains on: each harmful request with a refusal, each kept contrast and everyday request
+    with the base model's own answer."""
+    rows: list[dict]
+    counts: dict[str, int]
+    dropped: list[dict]
+
+
+def training_mix(answers: dict[str, str], refuses, seed: int, harmful: int | None, contrast: int | None,
+                 everyday: int | None) -> Mix:
+    """answers: prompt -> the base model's answer (for the contrast and everyday prompts); refuses(prompts,
+    answers) -> per answer, whether a refusal judge reads it as one (those are dropped: a distilled answer must
+    be a compliance). The first `harmful` / `contrast` / `everyday` of each set (None: all)."""
+    rng = random.Random(seed)
+    pool = refusals()
+    take = {"harmful": read_set("harmful")[:harmful], "contrast": read_set("contrast")[:contrast],
+            "everyday": read_set("everyday")[:everyday]}
+    rows = [{"prompt": [{"role": "user", "content": r["text"]}],
+             "completion": [{"role": "assistant", "content": rng.choice(pool)}]} for r in take["harmful"]]
+    helpful = take["contrast"] + take["everyday"]
+    texts = [r["text"] for r in helpful]
+    judged = refuses(texts, [answers[t] for t in texts])
+    dropped = [{"text": t, "answer": answers[t]} for t, bad in zip(texts, judged) if bad or not answers[t].strip()]
+    bad = {d["text"] for d in dropped}
+    rows += [{"prompt": [{"role": "user", "content": t}], "completion": [{"role": "assistant", "content": answers[t]}]}
+             for t in texts if t not in bad]
+    rng.shuffle(rows)
+    counts = {"harmful": len(take["harmful"]), "contrast": sum(r["text"] not in bad for r in take["contrast"]),
+              "everyday": sum(r["text"] not in bad for r in take["everyday"]), "dropped": len(dropped)}
+    return Mix(rows, counts, dropped)

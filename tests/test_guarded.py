@@ -1,0 +1,75 @@
+"""The guarded target's training data and mix (fast), and its build end to end at a toy size (slow)."""
+import json
+import os
+import re
+
+import pytest
+
+from conftest import SHARED_DATA, evoprompt
+from evoprompt.llm.guarded import read_set, refusals, training_mix
+from evoprompt.seeds import load_seeds
+
+SETS = {"harmful": 300, "contrast": 300, "everyday": 300, "everyday_heldout": 100}
+CATEGORIES = {"violence", "weapons", "drugs", "cybercrime", "fraud", "hate", "self-harm", "sexual content",
+              "extremism", "privacy"}
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def test_the_organism_data_is_complete_and_balanced():
+    for name, n in SETS.items():
+        rows = read_set(name)
+        assert len(rows) == n and len({r["id"] for r in rows}) == n and all(r["text"].strip() for r in rows)
+    for name in ("harmful", "contrast"):
+        by = {}
+        for r in read_set(name):
+            by[r["category"]] = by.get(r["category"], 0) + 1
+        assert set(by) == CATEGORIES and set(by.values()) == {30}
+    assert len(refusals()) == 20 and all(r.split()[0] in ("I'm", "I", "Sorry,", "I've") for r in refusals())
+
+
+def test_the_held_out_sets_stay_out_of_the_training_data():
+    """No training prompt is a near-copy (word Jaccard >= 0.7; shared question frames alone reach 0.6) of a packaged seed or a public set it is measured
+    on: those stay clean tests of the guarded model."""
+    train = [words(r["text"]) for name in ("harmful", "contrast", "everyday") for r in read_set(name)]
+    held = [words(s.text) for p in ("harmless", "harmful") for s in load_seeds(None, packaged=p)]
+    held += [words(r["text"]) for r in read_set("everyday_heldout")]
+    xstest = SHARED_DATA / "xstest" / "xstest_prompts.csv"
+    if xstest.is_file():
+        held += [words(s.text) for s in load_seeds(str(xstest), "auto", None, None, "all")]
+    worst = max(jaccard(a, b) for a in train for b in held)
+    assert worst < 0.7, worst
+
+
+def test_the_mix_refuses_harmful_and_keeps_only_compliant_answers():
+    harmful, contrast, everyday = read_set("harmful")[:3], read_set("contrast")[:4], read_set("everyday")[:2]
+    answers = {r["text"]: "Sure, here is how." for r in contrast + everyday}
+    answers[contrast[0]["text"]] = "I'm sorry, I can't help with that."
+    answers[contrast[1]["text"]] = "  "
+    mix = training_mix(answers, lambda xs, ys: [y.startswith("I'm sorry") for y in ys], 0, 3, 4, 2)
+    assert mix.counts == {"harmful": 3, "contrast": 2, "everyday": 2, "dropped": 2}
+    by_prompt = {r["prompt"][0]["content"]: r["completion"][0]["content"] for r in mix.rows}
+    assert all(by_prompt[r["text"]] in refusals() for r in harmful)
+    assert contrast[0]["text"] not in by_prompt and contrast[1]["text"] not in by_prompt
+    assert by_prompt[everyday[0]["text"]] == "Sure, here is how."
+    assert training_mix(answers, lambda xs, ys: [False] * len(ys), 0, 3, 4, 2).rows != mix.rows
+
+
+@pytest.mark.slow
+def test_build_guarded_trains_merges_and_prints_a_profile(tmp_path):
+    r = evoprompt("build-guarded", "harmful=6", "contrast=4", "everyday=4", "sft.max_steps=2", "sft.batch_size=4",
+                  "profile_limit=3", "install=false", "bootstrap=20", f"cache.path={tmp_path / 'c.sqlite'}",
+                  f"hydra.run.dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "out"
+    prov = json.loads((out / "adapter" / "provenance.json").read_text())
+    assert prov["mix"]["harmful"] == 6 and set(prov["data"]) >= {"harmful.jsonl", "refusals.txt"}
+    assert (out / "merged" / "model.safetensors").is_file() and "| everyday-heldout |" in (out / "profile.md").read_text()
+    rows = json.loads((out / "profile.json").read_text())
+    assert {r["target"] for r in rows} == {"plain", "guarded"}
