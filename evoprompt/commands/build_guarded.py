@@ -104,7 +104,9 @@ def build(c: GuardedConfig, roles: Roles, run_dir: Path, console) -> tuple[Path,
     return final, {"mix": mix.counts, "loss_first_last": [losses[0], losses[-1]] if losses else None}
 
 
-def measure(models: dict[str, RoleConfig], sets: dict, c: GuardedConfig, roles: Roles, console) -> list[dict]:
+def measure(models: dict[str, RoleConfig], sets: dict, c: GuardedConfig, roles: Roles, run_dir: Path,
+            console) -> list[dict]:
+    """Per model, one near-greedy answer to every profile prompt (responses_<model>.jsonl); the rate rows."""
     rows: list[dict] = []
 
     def add(set_, target, metric, value, lo=None, hi=None):
@@ -113,8 +115,10 @@ def measure(models: dict[str, RoleConfig], sets: dict, c: GuardedConfig, roles: 
     judge = roles.judge("classifier")
     d = c.decoding
     for name, role in models.items():
-        measure_target(roles.backend(name, role), name, {n: p for n, (_, p) in sets.items()}, None,
-                       Decoding(d.temperature, d.top_p, d.max_new_tokens), judge, c.seed, c.bootstrap, add, console)
+        responses = measure_target(roles.backend(name, role), name, {n: p for n, (_, p) in sets.items()}, None,
+                                   Decoding(d.temperature, d.top_p, d.max_new_tokens), judge, c.seed, c.bootstrap, add,
+                                   console)
+        atomic_write_text(run_dir / f"responses_{name}.jsonl", "".join(json.dumps(r) + "\n" for r in responses))
     return rows
 
 
@@ -152,7 +156,7 @@ def main(cfg, run_dir: Path) -> dict:
         merged = run_dir / "merged"
         merge(str(embedded_llm_dir()), adapter, merged)
     models = {"plain": RoleConfig(), "guarded": RoleConfig(model=str(merged))}
-    rows = measure(models, sets, c, roles, console)
+    rows = measure(models, sets, c, roles, run_dir, console)
     table = report(rows, sets, list(models))
     atomic_write_json(run_dir / "profile.json", rows, indent=1)
     atomic_write_text(run_dir / "profile.md", "# embedded-guarded profile\n\n" + table + "\n")

@@ -116,7 +116,7 @@ def _fmt(r: dict) -> str:
 
 
 def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: EvalConfig, console,
-                  own_prompts: dict[str, str] | None = None, model_usage: dict | None = None) -> None:
+                  own_prompts: dict[str, str], model_usage: dict) -> None:
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
     w.writeheader()
@@ -129,7 +129,7 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
              f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt}; decoding: {asdict(c.decoding)}",
              f"- refusal judge (CRR, classes): {c.refusal_judge.name}; PRR: anchored phrase detector; "
              "PRR-substring: the reference's 31 phrases anywhere",
-             *[f"- {n} runs with its own system prompt: {sp!r}" for n, sp in (own_prompts or {}).items()],
+             *[f"- {n} runs with its own system prompt: {sp!r}" for n, sp in own_prompts.items()],
              "- brackets: bootstrap 95% intervals", ""]
     for metric in per_pair:
         lines += [f"## {metric}", "", "| set | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
@@ -137,9 +137,9 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
         lines.append("")
     lines += ["## Instruction sets", "", "| set | " + " | ".join(per_set) + " |", "|---" * (len(per_set) + 1) + "|"]
     lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, "-", m)]) for m in per_set) + " |" for s in sets]
-    lines += ["", *usage_table(model_usage or {})]
+    lines += ["", *usage_table(model_usage)]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
-    atomic_write_json(run_dir / "usage.json", model_usage or {}, indent=1)
+    atomic_write_json(run_dir / "usage.json", model_usage, indent=1)
     for t in targets:
         bar_chart({m: [get[(s, t, m)] for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
                   f"refusal rates: {t}", run_dir / f"refusal_{t.replace('/', '_')}.png")
