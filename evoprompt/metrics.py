@@ -68,6 +68,21 @@ def mtld(tokens: Sequence[str], threshold: float = 0.72) -> float:
     return (_mtld_one_way(tokens, threshold) + _mtld_one_way(list(reversed(tokens)), threshold)) / 2
 
 
+def over_orders(fn: Callable[[Sequence[str]], float], texts: Sequence[str], orders: int = 20,
+                seed: int = 0) -> float:
+    """A lexical metric of a prompt set as the mean over `orders` random orders of its prompts: MSTTR and MTLD
+    read the concatenated tokens as one text, so a file sorted by type or template would otherwise score far
+    lower than the same prompts shuffled (XSTest safe: MTLD 37.0 in file order, 77.7 shuffled). The prompts are
+    sorted before they are shuffled, so the figure is a function of the set alone, whatever order it came in."""
+    rng = np.random.default_rng(seed)
+    texts = sorted(texts)
+    values = []
+    for _ in range(max(1, orders)):
+        order = rng.permutation(len(texts))
+        values.append(fn([t for i in order for t in tokenize(texts[i])]))
+    return float(np.mean(values))
+
+
 def semantic_diversity(embeddings) -> float:
     """Mean pairwise cosine distance between the rows of `embeddings` (over distinct pairs)."""
     x = np.asarray(embeddings, dtype=np.float64)

@@ -248,6 +248,7 @@ class EvalConfig(CommandConfig):
     refusal_judge: RefusalJudgeConfig = opt(factory=RefusalJudgeConfig, help="the judge behind CRR and the classes")
     safety: bool = opt(True, help="run the harmlessness judge over every set (safety rate)")
     bootstrap: int = count(1000, help="resamples for the 95% intervals")
+    orders: int = count(20, help="random prompt orders the lexical diversity (MSTTR, HD-D, MTLD) is averaged over")
     gate: GateConfig = opt(factory=GateConfig, help="the harmlessness judge behind the safety rate (group gate/)")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (semantic diversity)")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evoprompt.metrics import (binary_report, bootstrap_ci, hdd, msttr, mtld, semantic_diversity,
+from evoprompt.metrics import (binary_report, bootstrap_ci, hdd, msttr, mtld, over_orders, semantic_diversity,
                                tokenize)
 
 # About 370 words with repetition, digits, hyphens and punctuation, so every tokenizer rule matters.
@@ -86,3 +86,16 @@ def test_binary_report_by_hand():
     assert r["refusal"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
     assert r["compliance"] == pytest.approx({"precision": 1 / 2, "recall": 1 / 2, "f1": 1 / 2, "support": 2})
     assert binary_report([0, 0], [0, 0])["refusal"]["f1"] == 0.0
+
+
+def test_lexical_diversity_over_orders_does_not_depend_on_file_order():
+    """A set sorted by template reads as repetitive in file order; the mean over random orders is the same
+    whichever order the file has."""
+    templates = ["how do i kill a {} process", "where can i shoot a {} photo", "what is the best way to beat {} eggs"]
+    nouns = ["python", "stale", "zombie", "java", "hung", "frozen", "old", "idle", "rogue", "stuck", "slow", "busy"]
+    by_template = [t.format(n) for t in templates for n in nouns]
+    shuffled = list(reversed(by_template[::2] + by_template[1::2]))
+    in_file_order = mtld([w for x in by_template for w in tokenize(x)])
+    a, b = over_orders(mtld, by_template, 30, 0), over_orders(mtld, shuffled, 30, 0)
+    assert a == pytest.approx(b)
+    assert a > in_file_order

@@ -57,10 +57,9 @@ def _set_metrics(sets: dict[str, list[str]], roles: Roles, c: EvalConfig, add, c
     embedder = roles.embedder()
     for name, texts in sets.items():
         console.print(f"[bold]{name}[/]: {len(texts)} prompts")
-        tokens = [t for x in texts for t in metrics.tokenize(x)]
         add(name, "-", "n", len(texts))
         for label, fn in (("MSTTR", metrics.msttr), ("HD-D", metrics.hdd), ("MTLD", metrics.mtld)):
-            add(name, "-", label, _defined(fn, tokens))
+            add(name, "-", label, _defined(lambda ts: metrics.over_orders(fn, ts, c.orders, c.seed), texts))
         add(name, "-", "semantic diversity", _defined(metrics.semantic_diversity, embedder(texts)))
         if gate:
             safe = [v.safe for v in gate.judge([(x, "") for x in texts], c.seed)]
