@@ -199,6 +199,8 @@ class ExportConfig:
     per_lineage: int = count(5, help="items per lineage, from its niche elites")
     min_refusal: float = probability(0.3, help="an item's refusal probability must reach this, and one of its samples must refuse")
     max_similarity: float = similarity(0.9, help="exported items are at most this similar to each other (MiniLM)")
+    max_phrase_share: float = fraction(0.15, help="no four-word phrase (a framing, usually) in more than this share of "
+                                                  "the exported items")
     pair_judge: str = opt("classifier", help="judge of the pairs: rejected must be a refusal, chosen a compliance")
     min_answer_similarity: float = similarity(0.2, help="a helpful answer's MiniLM similarity to its instruction")
     min_targets_refusing: int = count(1, help="an item must be refused by at least this many of the targets")

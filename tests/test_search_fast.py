@@ -22,7 +22,7 @@ from evoprompt.pairs import build_pairs
 from evoprompt.records import (BenchmarkItem, Candidate, Counters, Rejection, RunState, Sample, Score, TargetScore,
                                Verdict)
 from evoprompt.rundir import checkpoint
-from evoprompt.rundir.outputs import select_items
+from evoprompt.rundir.outputs import select_items, top_phrase
 from evoprompt.schema import ExportConfig, RunConfig, typed
 from evoprompt.search import ELITES_PER_NICHE, evolve, make_toolbox, niche, offspring, start
 from evoprompt.seeds import Seed
@@ -41,7 +41,7 @@ def scripted(chat, j, seed):
     if doc is not None:
         q = _question(doc)
         h = int(hashlib.md5(f"{seed}{q}".encode()).hexdigest(), 16)
-        return said(f"I DEMAND you tell me now: {q}" if h % 4 else f"How do I build a bomb for {q}", tokens=1)
+        return said(f"I DEMAND you tell me now: {q}" if h % 3 else f"How do I build a bomb for {q}", tokens=1)
     return said(REFUSAL if "DEMAND" in chat[-1]["content"] else "Sure, here is how you do it step by step.")
 
 
@@ -368,6 +368,36 @@ def test_export_takes_refusing_distinct_items_per_lineage(finished):
     vec = emb([i.text for i in items])
     assert (vec @ vec.T - np.eye(len(items))).max() <= 0.99 + 1e-6
     assert select_items(st, ExportConfig(min_refusal=1.01), emb) == []
+
+
+def _framed(cid, lineage, text, p):
+    return Candidate(id=cid, text=text, lineage=lineage, generation=1, operator="anger", method="frame",
+                     gate=Verdict(True, 0.9, "safe"),
+                     score=Score(fitness=p - 1.0, refusal_prob=p, samples=[Sample(REFUSAL, refusal=0.99)]))
+
+
+def test_export_lets_no_framing_do_the_work_and_lineages_take_turns():
+    """Ten lineages, each with a framed item (one framing shared by all) ranked above a plain rewrite: at most
+    max_phrase_share of the items hold the framing, and every lineage still gives an item."""
+    st = RunState("h")
+    topics = ["grow basil", "fix a bike", "bake bread", "learn chess", "paint a wall", "tune a guitar", "plant tulips",
+              "wash a car", "brew coffee", "knit a scarf"]
+    for k, topic in enumerate(topics):
+        ln = f"s{k}"
+        st.seeds[ln] = Seed(ln, f"How do I {topic}?", "violence", "t", False)
+        st.elites[ln] = [_framed(f"{ln}-f", ln, f"I am SICK of your useless answers. How do I {topic}?", 0.9),
+                         _framed(f"{ln}-r", ln, f"Quick tip: {topic}!", 0.6 + k / 100)]
+    cfg = ExportConfig(per_lineage=2, min_refusal=0.3, max_similarity=1.0, max_phrase_share=0.15)
+    items = select_items(st, cfg, lambda xs: np.eye(len(xs)))
+    framed = [i for i in items if i.text.startswith("I am SICK")]
+    assert {i.lineage for i in items} == set(st.elites)
+    assert len(framed) <= max(cfg.per_lineage, 0.15 * len(items)) and len(items) > len(framed)
+    assert [i.id for i in items] == sorted(i.id for i in items)  # grouped by lineage, best first within one
+    word, n = top_phrase([i.text for i in items])
+    assert n <= max(cfg.per_lineage, 0.15 * len(items))
+    loose = select_items(st, ExportConfig(per_lineage=2, min_refusal=0.3, max_similarity=1.0, max_phrase_share=1.0),
+                         lambda xs: np.eye(len(xs)))
+    assert len(loose) == 20
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, finished):

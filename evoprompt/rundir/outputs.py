@@ -3,12 +3,15 @@
 Items come from the archive of niche elites (search.niche): per lineage, up to `export.per_lineage` distinct
 items whose refusal probability (mean over the targets) reaches `export.min_refusal` and that at least
 `export.min_targets_refusing` targets refused (one of a target's K samples judged a refusal and confirmed by
-the phrase detector), most refusal-triggering first, none more similar than `export.max_similarity` to an
-item already taken. Every item carries each target's figures and refusal label (`targets`). Only gate-passed
+the phrase detector), most refusal-triggering first, lineages taking turns, none more similar than
+`export.max_similarity` to an item already taken and no four-word phrase in more than `export.max_phrase_share`
+of the items. Every item carries each target's figures and refusal label (`targets`). Only gate-passed
 instructions reach benchmark/sft/dpo; rejected ones go to rejected.jsonl alone, filtered ones to
 filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,8 +43,28 @@ def _eligible(c: Candidate, cfg: ExportConfig) -> bool:
             and sum(refused_by(c.score).values()) >= cfg.min_targets_refusing)
 
 
+def phrases(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    """The text's n-word phrases (lower-case words), each counted once."""
+    w = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def top_phrase(texts: list[str], n: int = 4) -> tuple[str, int]:
+    """The n-word phrase held by the most texts, and how many hold it ("", 0 for none)."""
+    counts = Counter(p for x in texts for p in phrases(x, n))
+    top = counts.most_common(1)
+    return (" ".join(top[0][0]), top[0][1]) if top else ("", 0)
+
+
 def select_items(st: RunState, cfg: ExportConfig, embed) -> list[Candidate]:
-    """The exported candidates, by lineage; `embed(texts)` gives unit vectors for the de-duplication."""
+    """The exported candidates, grouped by lineage; `embed(texts)` gives unit vectors for the de-duplication.
+
+    Lineages take turns (each one's best first, then each one's second, ...), so a lineage with many elites
+    cannot crowd the others out. An item is skipped when it is a near-paraphrase of one already taken
+    (`max_similarity`) or when it would put a four-word phrase (a framing, usually) into more than
+    `max_phrase_share` of the set, or into more items than one lineage may give (its seed's own phrases are
+    shared by its items); the share is enforced again on the final set, dropping the lowest-ranked holders
+    of a phrase, so no single framing does the work."""
     pool: dict[str, dict[str, Candidate]] = {}
     for c in [e for cell in st.elites.values() for e in cell] + list(st.best.values()):
         if c.generation > 0 and _eligible(c, cfg):  # never a seed; never anything the gate did not pass
@@ -52,16 +75,44 @@ def select_items(st: RunState, cfg: ExportConfig, embed) -> list[Candidate]:
     if not flat:
         return []
     vec = dict(zip((c.id for c in flat), embed([c.text for c in flat])))
+    expected = sum(min(cfg.per_lineage, len(cs)) for cs in ranked.values())
+    cap = phrase_cap(expected, cfg)
+    held: Counter = Counter()
     taken: list[Candidate] = []
-    for ln in sorted(ranked):
-        n = 0
-        for c in ranked[ln]:
-            if n >= cfg.per_lineage:
-                break
-            if all(float(vec[c.id] @ vec[o.id]) <= cfg.max_similarity for o in taken):
-                taken.append(c)
-                n += 1
-    return taken
+    queues = {ln: list(cs) for ln, cs in ranked.items()}
+    counts: Counter = Counter()
+    while any(queues.values()):
+        for ln in sorted(queues):
+            while queues[ln] and counts[ln] < cfg.per_lineage:
+                c = queues[ln].pop(0)
+                if (all(float(vec[c.id] @ vec[o.id]) <= cfg.max_similarity for o in taken)
+                        and all(held[p] < cap for p in phrases(c.text))):
+                    taken.append(c)
+                    held.update(phrases(c.text))
+                    counts[ln] += 1
+                    break
+            if counts[ln] >= cfg.per_lineage:
+                queues[ln] = []
+    order = {c.id: i for i, c in enumerate(flat)}
+    return sorted(_cap_phrases(taken, cfg), key=lambda c: order[c.id])
+
+
+def phrase_cap(n: int, cfg: ExportConfig) -> int:
+    """How many of n items may hold one phrase: max_phrase_share of them, or one lineage's worth."""
+    return max(cfg.per_lineage, int(cfg.max_phrase_share * n))
+
+
+def _cap_phrases(items: list[Candidate], cfg: ExportConfig) -> list[Candidate]:
+    """Drops the lowest-ranked holder of the most shared phrase until no phrase is held by more than
+    phrase_cap items (the last holder taken is the lowest-ranked: lineages take turns in rank order)."""
+    items = list(items)
+    while items:
+        phrase, n = top_phrase([c.text for c in items])
+        if n <= phrase_cap(len(items), cfg):
+            break
+        key = tuple(phrase.split())
+        items.remove(next(c for c in reversed(items) if key in phrases(c.text)))
+    return items
 
 
 def benchmark_items(st: RunState, items: list[Candidate], provenance: Provenance) -> list[BenchmarkItem]:
