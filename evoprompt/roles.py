@@ -60,7 +60,7 @@ class Roles:
               model: str | None = None) -> RefusalJudge:
         """A refusal judge by name; `llm` is what the llm judge runs on (a backend from `backend`)."""
         key = ("judge", name, tuple(phrases or ()), id(llm), model)
-        embedder = self.embedder() if name == "classifier" else None
+        embedder = self.embedder() if name.startswith("classifier") else None
         return self._once(key, lambda: make_judge(name, phrases, embedder, backend=llm, model=model))
 
     def gate(self, g: GateConfig) -> HarmlessnessGate:

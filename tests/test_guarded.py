@@ -6,10 +6,10 @@ import re
 import pytest
 
 from conftest import SHARED_DATA, evoprompt
-from evoprompt.llm.guarded import read_set, refusals, training_mix
+from evoprompt.llm.guarded import read_set, refusal_pool, refusals, training_mix
 from evoprompt.seeds import load_seeds
 
-SETS = {"harmful": 300, "contrast": 300, "everyday": 300, "everyday_heldout": 100}
+SETS = {"harmful": 400, "contrast": 350, "everyday": 360, "everyday_heldout": 100}
 CATEGORIES = {"violence", "weapons", "drugs", "cybercrime", "fraud", "hate", "self-harm", "sexual content",
               "extremism", "privacy"}
 
@@ -30,8 +30,10 @@ def test_the_organism_data_is_complete_and_balanced():
         by = {}
         for r in read_set(name):
             by[r["category"]] = by.get(r["category"], 0) + 1
-        assert set(by) == CATEGORIES and set(by.values()) == {30}
-    assert len(refusals()) == 20 and all(r.split()[0] in ("I'm", "I", "Sorry,", "I've") for r in refusals())
+        assert set(by) == CATEGORIES and len(set(by.values())) == 1
+    written = refusals()
+    assert set(written) == CATEGORIES | {"any"} and all(len(v) >= 2 for v in written.values())
+    assert all(r.split()[0] in ("I'm", "I", "Sorry,") for v in written.values() for r in v)
 
 
 def test_the_held_out_sets_stay_out_of_the_training_data():
@@ -55,7 +57,7 @@ def test_the_mix_refuses_harmful_and_keeps_only_compliant_answers():
     mix = training_mix(answers, lambda xs, ys: [y.startswith("I'm sorry") for y in ys], 0, 3, 4, 2)
     assert mix.counts == {"harmful": 3, "contrast": 2, "everyday": 2, "dropped": 2}
     by_prompt = {r["prompt"][0]["content"]: r["completion"][0]["content"] for r in mix.rows}
-    assert all(by_prompt[r["text"]] in refusals() for r in harmful)
+    assert all(by_prompt[r["text"]] in refusal_pool(r["category"]) for r in harmful)
     assert contrast[0]["text"] not in by_prompt and contrast[1]["text"] not in by_prompt
     assert by_prompt[everyday[0]["text"]] == "Sure, here is how."
     assert training_mix(answers, lambda xs, ys: [False] * len(ys), 0, 3, 4, 2).rows != mix.rows
@@ -69,7 +71,7 @@ def test_build_guarded_trains_merges_and_prints_a_profile(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "out"
     prov = json.loads((out / "adapter" / "provenance.json").read_text())
-    assert prov["mix"]["harmful"] == 6 and set(prov["data"]) >= {"harmful.jsonl", "refusals.txt"}
+    assert prov["mix"]["harmful"] == 6 and set(prov["data"]) >= {"harmful.jsonl", "refusals.tsv"}
     assert (out / "merged" / "model.safetensors").is_file() and "| everyday-heldout |" in (out / "profile.md").read_text()
     rows = json.loads((out / "profile.json").read_text())
     assert {r["target"] for r in rows} == {"plain", "guarded"}

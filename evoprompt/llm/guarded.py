@@ -33,13 +33,26 @@ def read_set(name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def refusals() -> list[str]:
-    return [x.strip() for x in (organism_dir() / "refusals.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
+def refusals() -> dict[str, list[str]]:
+    """category -> its written refusals; `any` holds those that fit every category."""
+    out: dict[str, list[str]] = {}
+    for line in (organism_dir() / "refusals.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            category, text = line.split("\t")
+            out.setdefault(category.strip(), []).append(text.strip())
+    return out
+
+
+def refusal_pool(category: str) -> list[str]:
+    """The refusals a harmful request of `category` is trained to: the generic ones and its category's own, so
+    a refusal never names the wrong harm ("...harming children" to a question about fraud)."""
+    pool = refusals()
+    return pool["any"] + pool.get(category, [])
 
 
 def data_hashes() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(organism_dir().iterdir())
-            if p.suffix in (".jsonl", ".txt")}
+            if p.suffix in (".jsonl", ".tsv")}
 
 
 def guarded_llm_dir() -> Path:
@@ -80,11 +93,11 @@ def training_mix(answers: dict[str, str], refuses, seed: int, harmful: int | Non
     answers) -> per answer, whether a refusal judge reads it as one (those are dropped: a distilled answer must
     be a compliance). The first `harmful` / `contrast` / `everyday` of each set (None: all)."""
     rng = random.Random(seed)
-    pool = refusals()
     take = {"harmful": read_set("harmful")[:harmful], "contrast": read_set("contrast")[:contrast],
             "everyday": read_set("everyday")[:everyday]}
     rows = [{"prompt": [{"role": "user", "content": r["text"]}],
-             "completion": [{"role": "assistant", "content": rng.choice(pool)}]} for r in take["harmful"]]
+             "completion": [{"role": "assistant", "content": rng.choice(refusal_pool(r["category"]))}]}
+            for r in take["harmful"]]
     helpful = take["contrast"] + take["everyday"]
     texts = [r["text"] for r in helpful]
     judged = refuses(texts, [answers[t] for t in texts])

@@ -102,9 +102,9 @@ def _top_p_filter(torch, z, top_p: float):
     return torch.full_like(z, float("-inf")).scatter(1, idx, sorted_z)
 
 
-def cpu_has_bf16() -> bool:
-    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo); EVOPROMPT_CPU_BF16=0|1
-    overrides (the tests pin 0, so their outcomes do not depend on the machine)."""
+def _cpu_has(pattern: str) -> bool:
+    """A flag of /proc/cpuinfo matches; EVOPROMPT_CPU_BF16=0|1 overrides (the tests pin 0, so their outcomes do
+    not depend on the machine)."""
     forced = os.environ.get("EVOPROMPT_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
@@ -112,7 +112,18 @@ def cpu_has_bf16() -> bool:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return bool(re.search(pattern, flags))
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    return _cpu_has(r"\b(avx512_bf16|amx_bf16)\b")
+
+
+def cpu_has_amx() -> bool:
+    """AMX-BF16 tiles, where bf16 training beats float32 on a CPU; with AVX512-BF16 alone a LoRA step on SmolLM2
+    took 7.8 s in bf16 autocast against 6.8 s in float32 (batch 8, ~120 tokens, 2 cores)."""
+    return _cpu_has(r"\bamx_bf16\b")
 
 
 def auto_dtype(torch, device: str) -> str:

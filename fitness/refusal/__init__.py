@@ -9,7 +9,7 @@ from evoprompt.fitness.refusal.base import RefusalJudge
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 
-JUDGES = ("phrases", "phrases-substring", "classifier", "llm", "hf-classifier")
+JUDGES = ("classifier-anchored", "classifier", "phrases", "phrases-substring", "llm", "hf-classifier")
 CLASS_NAMES = ("full compliance", "full refusal", "partial refusal")
 
 
@@ -19,10 +19,11 @@ def make_judge(name: str, phrases=None, embedder=None, backend=None, model=None)
         return AnchoredPhraseJudge(phrases) if phrases else AnchoredPhraseJudge()
     if name == "phrases-substring":
         return SubstringPhraseJudge(phrases) if phrases else SubstringPhraseJudge()
-    if name == "classifier":
-        from evoprompt.fitness.refusal.classifier import EmbeddingRefusalClassifier, SHIPPED
+    if name in ("classifier", "classifier-anchored"):
+        from evoprompt.fitness.refusal.classifier import AnchoredClassifier, EmbeddingRefusalClassifier, SHIPPED
 
-        return EmbeddingRefusalClassifier.load(model or SHIPPED, embedder=embedder)
+        clf = EmbeddingRefusalClassifier.load(model or SHIPPED, embedder=embedder)
+        return AnchoredClassifier(clf) if name == "classifier-anchored" else clf
     if name == "llm":
         from evoprompt.fitness.refusal.llm_judge import LLMRefusalJudge
 
