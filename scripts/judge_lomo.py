@@ -1,8 +1,9 @@
 """Refusal judges against labelled responses (refusal = full or partial refusal).
 
 1. Leave-one-model-out on the five XSTest v2 models' human labels: the classifier is trained on four
-   models (C chosen by leave-one-model-out within those four) and tested on the fifth, next to the
-   anchored and substring phrase detectors.
+   models (C chosen by leave-one-model-out within those four) and tested on the fifth, alone and anchored
+   (classifier-anchored: its probability scaled down where the phrase detector finds no refusal opening),
+   next to the anchored and substring phrase detectors.
 2. Anchored vs substring phrase detector on every labelled CSV under the data folder.
 With --save PATH, the classifier is then trained on all five models and written to PATH (the shipped
 classifier is made with --save fitness/refusal/shipped.npz).
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt.metrics import binary_report
-from evoprompt.fitness.refusal.classifier import load_labelled, train_classifier
+from evoprompt.fitness.refusal.classifier import AnchoredClassifier, load_labelled, train_classifier
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     data = {m: load_labelled(args.data / "xstest" / f"xstest_v2_completions_{m}_gpteval.csv") for m in MODELS}
 
     print("Leave-one-model-out, XSTest v2 human labels: refusal-class F1")
-    print(f"{'test model':16s} {'classifier':>10s} {'anchored':>9s} {'substring':>9s}  C")
+    print(f"{'test model':16s} {'classifier':>10s} {'clf-anchored':>12s} {'anchored':>9s} {'substring':>9s}  C")
     scores = []
     for test in MODELS:
         train = [(m, r) for m in MODELS if m != test for r in data[m]]
@@ -73,11 +74,12 @@ def main(argv=None) -> int:
                                embedder, groups=[m for m, _ in train])
         rows = data[test]
         prompts, responses = [r[0] for r in rows], [r[1] for r in rows]
-        row = [refusal_f1(rows, j.prob(prompts, responses)) for j in (clf, anchored, substring)]
+        row = [refusal_f1(rows, j.prob(prompts, responses))
+               for j in (clf, AnchoredClassifier(clf), anchored, substring)]
         scores.append(row)
-        print(f"{test:16s} {row[0]:10.3f} {row[1]:9.3f} {row[2]:9.3f}  {clf.metadata['C']:g}")
+        print(f"{test:16s} {row[0]:10.3f} {row[1]:12.3f} {row[2]:9.3f} {row[3]:9.3f}  {clf.metadata['C']:g}")
     mean = np.mean(scores, axis=0)
-    print(f"{'mean':16s} {mean[0]:10.3f} {mean[1]:9.3f} {mean[2]:9.3f}")
+    print(f"{'mean':16s} {mean[0]:10.3f} {mean[1]:12.3f} {mean[2]:9.3f} {mean[3]:9.3f}")
 
     print("\nPhrase detectors on every labelled file: refusal-class F1 (PHTest labels are silver)")
     print(f"{'file':58s} {'n':>5s} {'anchored':>9s} {'substring':>9s}")
