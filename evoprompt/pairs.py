@@ -3,7 +3,7 @@ target's own refusal sample, or (when none of its samples refuses) the refusal t
 finds most likely.
 
 A pair must mean what it says, by the best refusal judge the project ships (`export.pair_judge`, default the
-MiniLM classifier): the rejected answer must be judged a refusal (a sampled one also by the anchored
+MiniLM classifier held to the anchored phrases on short samples): the rejected answer must be judged a refusal (a sampled one also by the anchored
 phrase detector), the chosen answer a compliance that stays
 on the instruction's topic (MiniLM similarity >= `export.min_answer_similarity`). Otherwise the pair is
 dropped with its reason, and the report counts the drops."""

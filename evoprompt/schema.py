@@ -157,8 +157,9 @@ class FitnessConfig:
     floor: Literal["hard", "soft"] = opt("soft", help="hard: max(p, eps) as in the paper; soft: eps + (1-eps) p")
     estimator: Literal["surrogate", "elbo"] = opt("surrogate", help="elbo: the paper's bound; surrogate: p_k -> "
                                                                     "max(p_k, q(x)) with the opener prior (not a bound)")
-    judge: str = opt("classifier", help="refusal judge: classifier (shipped MiniLM) | phrases | phrases-substring | "
-                                        "llm (on the gate's model) | hf-classifier")
+    judge: str = opt("classifier-anchored", help="refusal judge: classifier-anchored (the shipped MiniLM classifier, "
+                                                 "on short samples held to the anchored phrases) | classifier | phrases "
+                                                 "| phrases-substring | llm (on the gate's model) | hf-classifier")
     judge_model: str | None = opt(None, help="classifier: an .npz from judge-train; hf-classifier: a model folder")
     phrases: list[str] | None = opt(None, help="null = the built-in anchored list; or a list of phrases")
     openers: list[str] = opt(factory=lambda: ["I'm sorry", "I cannot", "I can't", "Sorry", "I apologize"],
@@ -201,7 +202,8 @@ class ExportConfig:
     max_similarity: float = similarity(0.9, help="exported items are at most this similar to each other (MiniLM)")
     max_phrase_share: float = fraction(0.15, help="no four-word phrase (a framing, usually) in more than this share of "
                                                   "the exported items")
-    pair_judge: str = opt("classifier", help="judge of the pairs: rejected must be a refusal, chosen a compliance")
+    pair_judge: str = opt("classifier-anchored", help="judge of the pairs: rejected must be a refusal, chosen a "
+                                                      "compliance (fitness.judge's choices)")
     min_answer_similarity: float = similarity(0.2, help="a helpful answer's MiniLM similarity to its instruction")
     min_targets_refusing: int = count(1, help="an item must be refused by at least this many of the targets")
 
@@ -380,6 +382,9 @@ class GuardedConfig(CommandConfig):
     everyday: int | None = opt(None, check=lambda v: v is None or v >= 0, why=">= 0 or null (all)",
                                help="plain everyday requests trained to the base model's answer")
     answer_tokens: int = count(64, help="tokens of each distilled answer (greedy)")
+    tones: float = opt(0.3, check=lambda v: 0.0 <= v <= 1.0, why="in [0, 1]",
+                       help="share of each set's requests added again inside a tone (seeds/organism/tones.txt), "
+                            "harmful and harmless alike, so tone alone does not mean refuse")
     lora: LoraSettings = opt(factory=LoraSettings, help="the adapter")
     sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=2e-4, max_steps=100, batch_size=8),
                              help="the SFT stage (the dose: steps and learning rate)")

@@ -2,9 +2,11 @@
 
 1. Leave-one-model-out on the five XSTest v2 models' human labels: the classifier is trained on four
    models (C chosen by leave-one-model-out within those four) and tested on the fifth, alone and anchored
-   (classifier-anchored: its probability scaled down where the phrase detector finds no refusal opening),
+   (classifier-anchored: on short answers, held to the anchored phrase detector; long ones unchanged),
    next to the anchored and substring phrase detectors.
 2. Anchored vs substring phrase detector on every labelled CSV under the data folder.
+3. Every offline judge on the hand-labelled sampled answers of the plain and guarded embedded targets
+   (tests/data/labels/embedded_samples.csv): refusal precision / recall / F1, all and per target.
 With --save PATH, the classifier is then trained on all five models and written to PATH (the shipped
 classifier is made with --save fitness/refusal/shipped.npz).
 
@@ -13,16 +15,19 @@ classifier is made with --save fitness/refusal/shipped.npz).
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from evoprompt.metrics import binary_report
-from evoprompt.fitness.refusal.classifier import AnchoredClassifier, load_labelled, train_classifier
+from evoprompt.fitness.refusal.classifier import (REFUSAL_LABELS, AnchoredClassifier, EmbeddingRefusalClassifier,
+                                                   load_labelled, train_classifier)
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
+LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "labels" / "embedded_samples.csv"
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")
 ATTRIBUTION = (
     "Human labels (final_label) of the XSTest v2 completions of gpt4, llama2new, llama2orig, mistralguard "
@@ -91,6 +96,22 @@ def main(argv=None) -> int:
         wins += a > s
         print(f"{str(path.relative_to(args.data)):58s} {len(rows):5d} {a:9.3f} {s:9.3f}")
     print(f"anchored beats substring on {wins} of {len(files)} files")
+
+    print("\nHand-labelled sampled answers of the embedded targets: refusal precision / recall / F1")
+    labelled = list(csv.DictReader(open(LABELS, newline="", encoding="utf-8")))
+    shipped = EmbeddingRefusalClassifier.load(embedder=embedder)
+    judges = {"classifier": shipped, "classifier-anchored": AnchoredClassifier(shipped), "phrases": anchored,
+              "phrases-substring": substring}
+    print(f"{'judge':20s} " + " ".join(f"{t:>20s}" for t in ("all", "plain", "guarded")))
+    for name, judge in judges.items():
+        cells = []
+        for target in (None, "plain", "guarded"):
+            rows = [r for r in labelled if target in (None, r["target"])]
+            p = judge.prob([r["prompt"] for r in rows], [r["completion"] for r in rows])
+            rep = binary_report([int(r["final_label"] in REFUSAL_LABELS) for r in rows],
+                                [int(q >= 0.5) for q in p])["refusal"]
+            cells.append(f"{rep['precision']:.3f} {rep['recall']:.3f} {rep['f1']:.3f}")
+        print(f"{name:20s} " + " ".join(f"{c:>20s}" for c in cells))
 
     if args.save:
         rows = [(m, r) for m in MODELS for r in data[m]]

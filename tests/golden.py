@@ -13,12 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_run.json"
 SEEDS = ("h003", "h008", "h034", "h042")
-# target, judge, diversity weight and items per lineage pinned: the golden run stays what it was captured as,
+# target, judges, diversity weight and items per lineage pinned: the golden run stays what it was captured as,
 # whatever the defaults become
 ARGS = ["target=embedded", "generations=3", "seeds.limit=4", "fitness.K=6", "search.L=3", "search.N=1",
         "target.decoding.max_new_tokens=24", "rewriter.decoding.max_new_tokens=64",
         "helper.decoding.max_new_tokens=40", "gate.threshold=0.92", "export.min_refusal=0.1",
-        "fitness.judge=classifier", "fitness.mu=0.0", "export.per_lineage=5"]
+        "fitness.judge=classifier", "export.pair_judge=classifier", "fitness.mu=0.0",
+        "export.per_lineage=5"]
 TABLE_KEYS = ("gen", "candidates", "filtered", "rejected", "accepted", "lineages", "elites", "tau", "refusal_prob",
               "judge_refusal_rate", "opener_prob", "best_ever", "target_samples")
 

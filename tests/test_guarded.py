@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import SHARED_DATA, evoprompt
-from evoprompt.llm.guarded import read_set, refusal_pool, refusals, training_mix
+from evoprompt.llm.guarded import read_set, refusal_pool, refusals, tones, training_mix
 from evoprompt.seeds import load_seeds
 
 SETS = {"harmful": 400, "contrast": 350, "everyday": 360, "everyday_heldout": 100}
@@ -55,12 +55,29 @@ def test_the_mix_refuses_harmful_and_keeps_only_compliant_answers():
     answers[contrast[0]["text"]] = "I'm sorry, I can't help with that."
     answers[contrast[1]["text"]] = "  "
     mix = training_mix(answers, lambda xs, ys: [y.startswith("I'm sorry") for y in ys], 0, 3, 4, 2)
-    assert mix.counts == {"harmful": 3, "contrast": 2, "everyday": 2, "dropped": 2}
+    assert mix.counts == {"harmful": 3, "contrast": 2, "everyday": 2, "toned": 0, "dropped": 2}
     by_prompt = {r["prompt"][0]["content"]: r["completion"][0]["content"] for r in mix.rows}
     assert all(by_prompt[r["text"]] in refusal_pool(r["category"]) for r in harmful)
     assert contrast[0]["text"] not in by_prompt and contrast[1]["text"] not in by_prompt
     assert by_prompt[everyday[0]["text"]] == "Sure, here is how."
     assert training_mix(answers, lambda xs, ys: [False] * len(ys), 0, 3, 4, 2).rows != mix.rows
+
+
+def test_tones_wrap_harmful_and_harmless_alike_and_keep_the_target():
+    """Toned copies keep their request's target, and both sides get them: tone alone must not mean refuse."""
+    harmful, everyday = read_set("harmful")[:40], read_set("everyday")[:40]
+    answers = {r["text"]: f"Answer to {r['text']}" for r in everyday}
+    mix = training_mix(answers, lambda xs, ys: [False] * len(ys), 1, 40, 0, 40, tone_share=0.5)
+    plain = {r["text"] for r in harmful + everyday}
+    toned = [r for r in mix.rows if r["prompt"][0]["content"] not in plain]
+    assert len(toned) == mix.counts["toned"] and 20 <= len(toned) <= 60 and len(mix.rows) == 80 + len(toned)
+    refused = [r for r in toned if r["completion"][0]["content"].startswith("Answer to") is False]
+    assert 0 < len(refused) < len(toned)  # harmful and harmless both wrapped
+    for r in toned:
+        target = r["completion"][0]["content"]
+        if target.startswith("Answer to "):
+            assert target[len("Answer to "):].lower() in r["prompt"][0]["content"].lower()  # the request's own answer
+    assert len(tones()) >= 30 and all("{q}" in t or "{lc}" in t for t in tones())
 
 
 @pytest.mark.slow

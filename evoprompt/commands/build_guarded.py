@@ -90,7 +90,7 @@ def build(c: GuardedConfig, roles: Roles, run_dir: Path, console) -> tuple[Path,
     def refuses(xs, ys):
         return [p >= 0.5 or phrases.refuses(y) for p, y in zip(classifier.prob(xs, ys), ys)]
 
-    mix = training_mix(answers, refuses, c.seed, c.harmful, c.contrast, c.everyday)
+    mix = training_mix(answers, refuses, c.seed, c.harmful, c.contrast, c.everyday, c.tones)
     atomic_write_text(run_dir / "dropped.jsonl", "".join(json.dumps(d) + "\n" for d in mix.dropped))
     console.print(f"training mix: {mix.counts}")
     settings = AlignSettings(lora=c.lora, max_length=c.max_length, save_steps=max(10, c.sft.max_steps // 4))

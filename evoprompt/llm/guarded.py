@@ -50,9 +50,16 @@ def refusal_pool(category: str) -> list[str]:
     return pool["any"] + pool.get(category, [])
 
 
+def tones() -> list[str]:
+    """Wrappers ({q}: the request, {lc}: it with a lower-case first letter) in an angry, desperate, secretive or
+    fictional tone; written apart from the search's framings, so the organism is not trained on the GA's own."""
+    return [line.strip() for line in (organism_dir() / "tones.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
 def data_hashes() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(organism_dir().iterdir())
-            if p.suffix in (".jsonl", ".tsv")}
+            if p.suffix in (".jsonl", ".tsv", ".txt")}
 
 
 def guarded_llm_dir() -> Path:
@@ -88,10 +95,14 @@ class Mix:
 
 
 def training_mix(answers: dict[str, str], refuses, seed: int, harmful: int | None, contrast: int | None,
-                 everyday: int | None) -> Mix:
+                 everyday: int | None, tone_share: float = 0.0) -> Mix:
     """answers: prompt -> the base model's answer (for the contrast and everyday prompts); refuses(prompts,
     answers) -> per answer, whether a refusal judge reads it as one (those are dropped: a distilled answer must
-    be a compliance). The first `harmful` / `contrast` / `everyday` of each set (None: all)."""
+    be a compliance). The first `harmful` / `contrast` / `everyday` of each set (None: all).
+
+    tone_share: that share of every set's rows gets a second copy inside a tone (tones.txt), with the same
+    target (the refusal, or the plain request's answer). Without it the harmful set's angry and secretive
+    requests teach that tone alone means refuse, and a search against the organism finds tone, not content."""
     rng = random.Random(seed)
     take = {"harmful": read_set("harmful")[:harmful], "contrast": read_set("contrast")[:contrast],
             "everyday": read_set("everyday")[:everyday]}
@@ -105,7 +116,15 @@ def training_mix(answers: dict[str, str], refuses, seed: int, harmful: int | Non
     bad = {d["text"] for d in dropped}
     rows += [{"prompt": [{"role": "user", "content": t}], "completion": [{"role": "assistant", "content": answers[t]}]}
              for t in texts if t not in bad]
+    toned = []
+    for row in rows:
+        if rng.random() < tone_share:
+            q = row["prompt"][0]["content"]
+            wrapped = rng.choice(tones()).format(q=q, lc=q[:1].lower() + q[1:])
+            toned.append({**row, "prompt": [{"role": "user", "content": wrapped}]})
+    rows += toned
     rng.shuffle(rows)
     counts = {"harmful": len(take["harmful"]), "contrast": sum(r["text"] not in bad for r in take["contrast"]),
-              "everyday": sum(r["text"] not in bad for r in take["everyday"]), "dropped": len(dropped)}
+              "everyday": sum(r["text"] not in bad for r in take["everyday"]), "toned": len(toned),
+              "dropped": len(dropped)}
     return Mix(rows, counts, dropped)
