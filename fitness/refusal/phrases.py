@@ -17,7 +17,8 @@ ANCHORED_PHRASES = (
     # apologies and direct refusals
     "i'm sorry", "i am sorry", "i'm really sorry", "i am really sorry", "i'm so sorry", "i am so sorry",
     "i'm truly sorry", "i am truly sorry", "i'm deeply sorry", "i am deeply sorry", "sorry, but",
-    "sorry, i can", "sorry, i won", "sorry, i'm", "sorry, i am", "sorry, i must", "sorry, i do", "my apologies", "i apologize", "i apologise", "i cannot", "i can't", "i can not",
+    "sorry, i can", "sorry, i won", "sorry, i'm", "sorry, i am", "sorry, i must", "sorry, i do", "my apologies",
+    "i apologize", "i apologise", "i cannot", "i can't", "i can not",
     "i won't", "i will not", "i'm not able to", "i am not able to", "i'm unable to", "i am unable to",
     "i must decline", "i must refuse", "i have to decline", "sorry, that's not", "that's not something i",
     "that is not something i", "i refuse", "i'd rather not", "i would rather not",
