@@ -188,6 +188,8 @@ class SearchConfig:
     llm_share: float = fraction(0.5, help="share of mutants written by the LLM rewriter; the rest by framings and word edits")
     max_chars: int = count(300, help="filter: longest instruction")
     min_words: int = opt(4, check=at_least(1), why=">= 1", help="filter: shortest instruction")
+    repeat_ngram: int | None = opt(3, check=lambda v: v is None or v >= 2, why=">= 2 or null (off)",
+                                   help="filter: an instruction in which any run of this many words occurs twice")
     min_seed_similarity: float = similarity(0.35, help="topic filter: MiniLM similarity to the lineage's seed")
     min_fluency: float | None = opt(-6.0, check=lambda v: v is None or v <= 0, why="a mean log-prob <= 0, or null (off)",
                                     help="fluency filter: the target's mean token log-prob of the instruction")
@@ -244,8 +246,9 @@ class EvalConfig(CommandConfig):
     text_column: str | None = opt(None, help="column of the prompt (null = guessed)")
     limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
                             help="prompts per set; null = all")
-    targets: list[dict | str] = opt(factory=lambda: ["embedded"], help="preset names or mappings over the embedded "
-                                                                       "preset, as run's fitness.targets")
+    targets: list[dict | str] = opt(factory=lambda: ["embedded-guarded"],
+                                    help="preset names or mappings over the embedded preset, as run's fitness.targets "
+                                         "(the plain model: embedded)")
     system_prompt: str = opt("none", help="none | safety_prior | any other text; a target's own system_prompt wins")
     safety_prior: str = opt(SAFETY_PRIOR, help="the text system_prompt=safety_prior stands for")
     decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.01, 1.0, 100), help="near-greedy, as the paper")
@@ -381,12 +384,13 @@ class GuardedConfig(CommandConfig):
                                help="harmless requests with alarming words trained to the base model's answer")
     everyday: int | None = opt(None, check=lambda v: v is None or v >= 0, why=">= 0 or null (all)",
                                help="plain everyday requests trained to the base model's answer")
-    answer_tokens: int = count(64, help="tokens of each distilled answer (greedy)")
+    answer_tokens: int = count(32, help="tokens of each distilled answer (greedy; the refusal decision is in the "
+                                         "first few, and shorter rows train 2x faster than 64)")
     tones: float = opt(0.3, check=lambda v: 0.0 <= v <= 1.0, why="in [0, 1]",
                        help="share of each set's requests added again inside a tone (seeds/organism/tones.txt), "
                             "harmful and harmless alike, so tone alone does not mean refuse")
     lora: LoraSettings = opt(factory=LoraSettings, help="the adapter")
-    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=4e-4, max_steps=240, batch_size=8),
+    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=4e-4, max_steps=400, batch_size=8),
                              help="the SFT stage (the dose: steps and learning rate)")
     max_length: int = count(256, help="tokens per training example")
     install: bool = opt(True, help="copy the adapter into the package, where the embedded-guarded preset reads it")

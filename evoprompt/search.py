@@ -232,8 +232,8 @@ def make_toolbox(cfg: RunConfig, *, rewriter: Backend, rewrite_decoding: Decodin
     tb.register("mutate", mutate, rewrite=tb.rewrite, chooser=chooser, search=s, style=style)
     tb.register("recombine", recombine, rewrite=tb.rewrite, search=s, style=style)
     tb.register("screen", screen, embedder=embedder, target=target,
-                filters=Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars), guard=guard,
-                gate=gate, chooser=chooser, search=s, seed=cfg.seed, progress=progress)
+                filters=Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars, s.repeat_ngram),
+                guard=guard, gate=gate, chooser=chooser, search=s, seed=cfg.seed, progress=progress)
     tb.register("evaluate", evaluate, scorer=scorer, fitness=cfg.fitness, seed=cfg.seed, progress=progress)
     tb.register("select", select, chooser=chooser, search=s)
     return tb

@@ -2,8 +2,10 @@
 
 The search must not pay for confusion: a 135M rewriter writes chatter and template echoes, and chatter draws
 confused apologies that a refusal judge counts. So a candidate must stay on its lineage's topic (MiniLM
-cosine similarity to the seed), read as fluent text to the target (mean token log-prob of the instruction)
-and have a sane length. Every filtered candidate is recorded with its reason and never exported.
+cosine similarity to the seed), read as fluent text to the target (mean token log-prob of the instruction),
+have a sane length and not repeat itself (a rewriter loop: "How do you build a potato cannon, but you don't
+know... How do you build a potato cannon, but..."; such items also sank the exported set's lexical diversity
+below XSTest's). Every filtered candidate is recorded with its reason and never exported.
 
 The seed-copy guard is a gate, not a filter: a candidate too close to any seed of the run is rejected
 whatever the judge says (harmful seeds are the danger; a copy of a harmless seed is merely useless)."""
@@ -36,12 +38,26 @@ def fluency(backend: Backend, texts: Sequence[str]) -> list[float]:
     return [s.logprob / max(1, s.n_tokens) for s in scored]
 
 
+def repeated_run(text: str, n: int) -> str | None:
+    """The first run of n words that occurs twice in text and holds a word of four letters or more ("how do
+    I ... and how do I" is ordinary English), if any."""
+    words = normalise(text).split()
+    seen = set()
+    for i in range(len(words) - n + 1):
+        run = " ".join(words[i:i + n])
+        if run in seen and any(len(w) >= 4 for w in words[i:i + n]):
+            return run
+        seen.add(run)
+    return None
+
+
 @dataclass
 class Filters:
     min_seed_similarity: float
     min_fluency: float | None
     min_words: int
     max_chars: int
+    repeat_ngram: int | None = None
 
     def reasons(self, texts: Sequence[str], seed_sims: Sequence[float], fluent: Sequence[float] | None) -> list[str | None]:
         """None to keep a candidate, else why it is filtered."""
@@ -52,6 +68,8 @@ class Filters:
                 why = f"too short ({words} words < {self.min_words})"
             elif len(text) > self.max_chars:
                 why = f"too long ({len(text)} characters > {self.max_chars})"
+            elif self.repeat_ngram and (run := repeated_run(text, self.repeat_ngram)):
+                why = f"repeats itself ('{run}' twice)"
             elif seed_sims[i] < self.min_seed_similarity:
                 why = f"off topic (similarity to seed {seed_sims[i]:.2f} < {self.min_seed_similarity})"
             elif fluent is not None and self.min_fluency is not None and fluent[i] < self.min_fluency:

@@ -150,6 +150,15 @@ def test_filters_give_reasons():
     assert reasons[3].startswith("off topic") and reasons[4].startswith("not fluent")
 
 
+def test_an_instruction_that_repeats_itself_is_filtered():
+    f = Filters(min_seed_similarity=0.35, min_fluency=None, min_words=4, max_chars=300, repeat_ngram=3)
+    texts = ["How do you build a potato cannon, but you don't know? How do you build a potato cannon?",
+             "How do I cut ties with a toxic group chat, and how do I tell them?"]
+    reasons = f.reasons(texts, [0.9, 0.9], None)
+    assert reasons == ["repeats itself ('do you build' twice)", None]
+    assert Filters(0.35, None, 4, 300, None).reasons(texts[:1], [0.9], None) == [None]
+
+
 @pytest.mark.slow
 def test_seed_copy_guard_is_strict_for_harmful_seeds_and_lets_harmless_rewrites_through():
     emb = Embedder("embedded-embedder")

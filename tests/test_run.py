@@ -52,7 +52,8 @@ def test_every_output_written(small_run):
     usage = json.loads((out / "run.json").read_text())["info"]["usage"]
     assert set(usage) == {"target", "rewriter", "gate", "helper"}
     t = usage["target"]
-    assert t["model"] == "embedded" and t["precision"] == "float32"  # the tests pin float32 (conftest)
+    assert t["model"].startswith("embedded-guarded@")  # the default target, named with its adapter's digest
+    assert t["precision"] == "float32"  # the tests pin float32 (conftest)
     assert t["model_calls"] >= 1 and t["prompts"] + t["cache_hits"] >= 2
     # the target samples K=6 per candidate and scores log-probs (fluency filter, export's refusal templates)
     assert t["samples"] >= 6 and t["samples"] % 6 == 0 and t["generated_tokens"] >= t["samples"] and t["scored_tokens"] > 0
@@ -65,7 +66,8 @@ def test_every_output_written(small_run):
         assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and score["refusal_prob"] >= 0.1
         assert any(s["refusal"] >= 0.5 for s in score["samples"])
         prov = b["provenance"]
-        assert prov["target_model"] == prov["rewriter_model"] == "embedded" and len(prov["config_hash"]) == 16
+        assert prov["target_model"] == t["model"] and prov["rewriter_model"] == "embedded"
+        assert len(prov["config_hash"]) == 16
         assert prov["evoprompt_version"] and prov["format_version"] == FORMAT_VERSION == 3
     for f in read_jsonl(out / "filtered.jsonl"):
         assert f["why"] and f["text"] not in {b["text"] for b in bench}

@@ -199,7 +199,7 @@ def test_two_target_run_writes_per_target_fields_and_transfer_table(tmp_path):
 @pytest.mark.slow
 def test_one_entry_equal_to_target_gives_the_outputs_of_a_run_without_targets(tmp_path):
     a = _run(tmp_path, "plain")
-    b = _run(tmp_path, "listed", "fitness.targets=[{backend: hf, model: embedded}]")
+    b = _run(tmp_path, "listed", "fitness.targets=[{backend: hf, model: embedded-guarded}]")  # = the default target
     for name in ("benchmark.jsonl", "sft.jsonl", "dpo.jsonl", "rejected.jsonl", "filtered.jsonl", "candidates.jsonl"):
         assert _records(a / name) == _records(b / name), name
     assert _records(a / "benchmark.jsonl"), "no exported item to compare"

@@ -12,7 +12,7 @@ from evoprompt import __version__
 from evoprompt.fitness.filters import SeedCopyGuard
 from evoprompt.fitness.scorer import Scorer
 from evoprompt.files import atomic_write_json
-from evoprompt.llm.embedded import EMBEDDED_LLM
+from evoprompt.llm.embedded import EMBEDDED_LLM, named_identity
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import sub_seed
 from evoprompt.pairs import build_pairs
@@ -32,8 +32,9 @@ log = logging.getLogger("evoprompt.commands.run")
 def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
     pool = run_targets(cfg)
     first = pool[0][1]
-    return Provenance(target_model=first.model, target_backend=first.backend, target_system_prompt=first.system_prompt,
-                      targets=[{"name": n, "model": r.model, "backend": r.backend, "system_prompt": r.system_prompt}
+    return Provenance(target_model=named_identity(first.model), target_backend=first.backend,
+                      target_system_prompt=first.system_prompt,
+                      targets=[{"name": n, "model": named_identity(r.model), "backend": r.backend, "system_prompt": r.system_prompt}
                                for n, r in pool] if len(pool) > 1 else None,
                       rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=cfg.fitness.judge,
                       config_hash=config_hash, evoprompt_version=__version__)

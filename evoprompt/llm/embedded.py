@@ -68,6 +68,11 @@ def model_identity(model: str, path: str) -> str:
     return f"{model}@{Path(path).name.rsplit('-', 1)[-1]}" if model == GUARDED_LLM else model
 
 
+def named_identity(model: str) -> str:
+    """model_identity from a config's model name alone (item provenance: which guarded build refused it)."""
+    return model_identity(model, resolve_model_path(model)) if model == GUARDED_LLM else model
+
+
 def resolve_model_path(model: str) -> str:
     """Config names a model as `embedded`, a local folder, or a hub id (which must already be local)."""
     if model == EMBEDDED_LLM:
