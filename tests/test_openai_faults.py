@@ -293,7 +293,9 @@ def _run(tmp_path, srv, name: str, *extra, timeout=900):
     import sys
 
     out = tmp_path / name
+    # the fault server poses as a server of the plain embedded model
     cmd = [sys.executable, "-m", "evoprompt", "run", "generations=1", *SMALL_RUN, "target.backend=openai",
+           "target.model=embedded",
            f"+target.base_url={srv.url}", "+target.timeout=1.0", "+target.backoff=0.01", "+target.max_backoff=0.1",
            "+target.supports_logprobs=true", f"cache.path={out / 'calls.sqlite'}", f"hydra.run.dir={out}", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OPENAI_API_KEY": SENTINEL}

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from evoprompt.llm.base import BackendError, Chat, Decoding, Sample
-from evoprompt.llm.embedded import EMBEDDED_LLM, resolve_model_path
+from evoprompt.llm.embedded import EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
 
 log = logging.getLogger("evoprompt.openai")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -220,12 +220,14 @@ class OpenAIBackend:
     def _tokenizer(self):
         with self._tok_lock:
             if self._tok is None:
-                if self.model_id != EMBEDDED_LLM and not os.path.isdir(self.model_id):
+                if self.model_id not in (EMBEDDED_LLM, GUARDED_LLM) and not os.path.isdir(self.model_id):
                     raise BackendError(f"scoring with the openai backend needs the tokenizer of '{self.model_id}' "
                                        "on this machine: name the model by a local folder (or `embedded`)")
                 from transformers import AutoTokenizer
 
-                self._tok = AutoTokenizer.from_pretrained(resolve_model_path(self.model_id))
+                # the guarded model is the packaged one with a LoRA: the same tokenizer, no merge needed for it
+                name = EMBEDDED_LLM if self.model_id == GUARDED_LLM else self.model_id
+                self._tok = AutoTokenizer.from_pretrained(resolve_model_path(name))
             return self._tok
 
     def score(self, chats: Sequence[Chat], responses: Sequence[str]) -> list[Sample]:
