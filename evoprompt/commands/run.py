@@ -34,8 +34,8 @@ def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
     first = pool[0][1]
     return Provenance(target_model=named_identity(first.model), target_backend=first.backend,
                       target_system_prompt=first.system_prompt,
-                      targets=[{"name": n, "model": named_identity(r.model), "backend": r.backend, "system_prompt": r.system_prompt}
-                               for n, r in pool] if len(pool) > 1 else None,
+                      targets=[{"name": n, "model": named_identity(r.model), "backend": r.backend,
+                                "system_prompt": r.system_prompt} for n, r in pool] if len(pool) > 1 else None,
                       rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=cfg.fitness.judge,
                       config_hash=config_hash, evoprompt_version=__version__)
 
