@@ -390,7 +390,7 @@ class GuardedConfig(CommandConfig):
                        help="share of each set's requests added again inside a tone (seeds/organism/tones.txt), "
                             "harmful and harmless alike, so tone alone does not mean refuse")
     lora: LoraSettings = opt(factory=LoraSettings, help="the adapter")
-    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=4e-4, max_steps=400, batch_size=8),
+    sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=4e-4, max_steps=450, batch_size=8),
                              help="the SFT stage (the dose: steps and learning rate)")
     max_length: int = count(256, help="tokens per training example")
     install: bool = opt(True, help="copy the adapter into the package, where the embedded-guarded preset reads it")

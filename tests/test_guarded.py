@@ -9,7 +9,7 @@ from conftest import SHARED_DATA, evoprompt
 from evoprompt.llm.guarded import read_set, refusal_pool, refusals, tones, training_mix
 from evoprompt.seeds import load_seeds
 
-SETS = {"harmful": 460, "contrast": 350, "everyday": 360, "everyday_heldout": 100}
+SETS = {"harmful": 520, "contrast": 390, "everyday": 360, "everyday_heldout": 100}
 CATEGORIES = {"violence", "weapons", "drugs", "cybercrime", "fraud", "hate", "self-harm", "sexual content",
               "extremism", "privacy"}
 
