@@ -102,10 +102,11 @@ def main(argv=None) -> int:
     shipped = EmbeddingRefusalClassifier.load(embedder=embedder)
     judges = {"classifier": shipped, "classifier-anchored": AnchoredClassifier(shipped), "phrases": anchored,
               "phrases-substring": substring}
-    print(f"{'judge':20s} " + " ".join(f"{t:>20s}" for t in ("all", "plain", "guarded")))
+    targets = [None, *sorted({r["target"] for r in labelled})]
+    print(f"{'judge':20s} " + " ".join(f"{t or 'all':>20s}" for t in targets))
     for name, judge in judges.items():
         cells = []
-        for target in (None, "plain", "guarded"):
+        for target in targets:
             rows = [r for r in labelled if target in (None, r["target"])]
             p = judge.prob([r["prompt"] for r in rows], [r["completion"] for r in rows])
             rep = binary_report([int(r["final_label"] in REFUSAL_LABELS) for r in rows],
