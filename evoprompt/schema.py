@@ -204,6 +204,9 @@ class ExportConfig:
     max_similarity: float = similarity(0.9, help="exported items are at most this similar to each other (MiniLM)")
     max_phrase_share: float = fraction(0.15, help="no four-word phrase (a framing, usually) in more than this share of "
                                                   "the exported items")
+    lexical_novelty: float = opt(1.0, check=at_least(0.0), why=">= 0",
+                                 help="weight of a candidate's share of words no item taken yet uses, beside its "
+                                      "refusal probability, when a lineage's next item is chosen (0 = by refusal alone)")
     pair_judge: str = opt("classifier-anchored", help="judge of the pairs: rejected must be a refusal, chosen a "
                                                       "compliance (fitness.judge's choices)")
     min_answer_similarity: float = similarity(0.2, help="a helpful answer's MiniLM similarity to its instruction")

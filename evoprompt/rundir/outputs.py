@@ -3,9 +3,9 @@
 Items come from the archive of niche elites (search.niche): per lineage, up to `export.per_lineage` distinct
 items whose refusal probability (mean over the targets) reaches `export.min_refusal` and that at least
 `export.min_targets_refusing` targets refused (one of a target's K samples judged a refusal and confirmed by
-the phrase detector), most refusal-triggering first, lineages taking turns, none more similar than
-`export.max_similarity` to an item already taken and no four-word phrase in more than `export.max_phrase_share`
-of the items. Every item carries each target's figures and refusal label (`targets`). Only gate-passed
+the phrase detector), most refusal-triggering first (plus `export.lexical_novelty` x the share of its words no
+item taken yet uses), lineages taking turns, none more similar than `export.max_similarity` to an item already
+taken and no four-word phrase in more than `export.max_phrase_share` of the items. Every item carries each target's figures and refusal label (`targets`). Only gate-passed
 instructions reach benchmark/sft/dpo; rejected ones go to rejected.jsonl alone, filtered ones to
 filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.files import atomic_write_jsonl
+from evoprompt.metrics import tokenize
 from evoprompt.pairs import Pair, dpo_record, sft_record
 from evoprompt.records import BenchmarkItem, Candidate, Lineage, Provenance, RunState, Safety, Sample, Score
 from evoprompt.schema import ExportConfig
@@ -60,11 +61,14 @@ def select_items(st: RunState, cfg: ExportConfig, embed) -> list[Candidate]:
     """The exported candidates, grouped by lineage; `embed(texts)` gives unit vectors for the de-duplication.
 
     Lineages take turns (each one's best first, then each one's second, ...), so a lineage with many elites
-    cannot crowd the others out. An item is skipped when it is a near-paraphrase of one already taken
-    (`max_similarity`) or when it would put a four-word phrase (a framing, usually) into more than
-    `max_phrase_share` of the set, or into more items than one lineage may give (its seed's own phrases are
-    shared by its items); the share is enforced again on the final set, dropping the lowest-ranked holders
-    of a phrase, so no single framing does the work."""
+    cannot crowd the others out. "Best" is the refusal probability plus `lexical_novelty` x the share of the
+    candidate's words that no item taken so far uses: a lineage's elites share their seed's words, and taken
+    by refusal alone the set repeats them (measured on the default run and a 12-seed run: MTLD 72.9 and 69.8
+    at weight 0, 79.7 and 86.8 at 1.0, mean refusal probability 0.980 -> 0.977 and 0.988 -> 0.978). A candidate is
+    passed over when it is a near-paraphrase of one already taken (`max_similarity`) or when it would put a
+    four-word phrase (a framing, usually) into more than `max_phrase_share` of the set, or into more items
+    than one lineage may give (its seed's own phrases are shared by its items); the share is enforced again
+    on the final set, dropping the lowest-ranked holders of a phrase, so no single framing does the work."""
     pool: dict[str, dict[str, Candidate]] = {}
     for c in [e for cell in st.elites.values() for e in cell] + list(st.best.values()):
         if c.generation > 0 and _eligible(c, cfg):  # never a seed; never anything the gate did not pass
@@ -78,21 +82,29 @@ def select_items(st: RunState, cfg: ExportConfig, embed) -> list[Candidate]:
     expected = sum(min(cfg.per_lineage, len(cs)) for cs in ranked.values())
     cap = phrase_cap(expected, cfg)
     held: Counter = Counter()
+    used: set[str] = set()
     taken: list[Candidate] = []
     queues = {ln: list(cs) for ln, cs in ranked.items()}
     counts: Counter = Counter()
+
+    def fits(c: Candidate) -> bool:
+        return (all(float(vec[c.id] @ vec[o.id]) <= cfg.max_similarity for o in taken)
+                and all(held[p] < cap for p in phrases(c.text)))
+
+    def value(c: Candidate) -> float:
+        words = tokenize(c.text)
+        return c.score.refusal_prob + cfg.lexical_novelty * sum(w not in used for w in words) / max(1, len(words))
+
     while any(queues.values()):
         for ln in sorted(queues):
-            while queues[ln] and counts[ln] < cfg.per_lineage:
-                c = queues[ln].pop(0)
-                if (all(float(vec[c.id] @ vec[o.id]) <= cfg.max_similarity for o in taken)
-                        and all(held[p] < cap for p in phrases(c.text))):
-                    taken.append(c)
-                    held.update(phrases(c.text))
-                    counts[ln] += 1
-                    break
-            if counts[ln] >= cfg.per_lineage:
-                queues[ln] = []
+            queues[ln] = [c for c in queues[ln] if fits(c)] if counts[ln] < cfg.per_lineage else []
+            if queues[ln]:
+                c = max(queues[ln], key=value)  # ties: the ranked order
+                queues[ln].remove(c)
+                taken.append(c)
+                held.update(phrases(c.text))
+                used.update(tokenize(c.text))
+                counts[ln] += 1
     order = {c.id: i for i, c in enumerate(flat)}
     return sorted(_cap_phrases(taken, cfg), key=lambda c: order[c.id])
 
