@@ -393,6 +393,9 @@ class GuardedConfig(CommandConfig):
                        help="share of each set's requests added again inside a tone (seeds/organism/tones.txt), "
                             "harmful and harmless alike, so tone alone does not mean refuse")
     lora: LoraSettings = opt(factory=LoraSettings, help="the adapter")
+    merge_alpha: int | None = opt(28, check=lambda v: v is None or v >= 1, why=">= 1 or null (lora.alpha)",
+                                  help="the dose at merge: lora_alpha written into the built adapter's config, so "
+                                       "its update is scaled by merge_alpha / lora.alpha (null = as trained)")
     sft: StageSettings = opt(factory=lambda: StageSettings(learning_rate=4e-4, max_steps=450, batch_size=8),
                              help="the SFT stage (the dose: steps and learning rate)")
     max_length: int = count(256, help="tokens per training example")

@@ -100,6 +100,9 @@ def build(c: GuardedConfig, roles: Roles, run_dir: Path, console) -> tuple[Path,
     if final.exists():
         shutil.rmtree(final)
     shutil.copytree(adapter, final)
+    if c.merge_alpha is not None:
+        config = json.loads((final / "adapter_config.json").read_text(encoding="utf-8"))
+        atomic_write_text(final / "adapter_config.json", json.dumps({**config, "lora_alpha": c.merge_alpha}, indent=2))
     losses = [h["loss"] for h in history if "loss" in h]
     return final, {"mix": mix.counts, "loss_first_last": [losses[0], losses[-1]] if losses else None}
 

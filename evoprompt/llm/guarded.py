@@ -68,7 +68,8 @@ def guarded_llm_dir() -> Path:
     if not adapter.is_file():
         raise BackendError(f"the guarded model's adapter {adapter} is missing; rebuild it with "
                            "`python -m evoprompt build-guarded`")
-    digest = hashlib.sha256(adapter.read_bytes()).hexdigest()[:12]
+    # the config holds the dose (lora_alpha) the merge applies: a changed dose is a different model
+    digest = hashlib.sha256(adapter.read_bytes() + (SHIPPED / "adapter_config.json").read_bytes()).hexdigest()[:12]
     out = Path(_cache_root()) / "models" / f"SmolLM2-135M-Instruct-guarded-{digest}"
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
         return out
