@@ -132,7 +132,7 @@ class SeedsConfig:
     format: Literal["auto", "jsonl", "csv", "xstest", "orbench", "phtest", "oktest"] = opt("auto", help="file format")
     text_column: str | None = opt(None, help="CSV/JSONL column of the instruction (null = guessed)")
     split: SPLITS = opt("safe", help="for sets with labels")
-    limit: int | None = opt(8, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+    limit: int | None = opt(10, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
                             help="how many seeds (lineages); null = all")
 
 
@@ -199,7 +199,7 @@ class SearchConfig:
 class ExportConfig:
     sft_dpo: bool = opt(True, help="also write sft.jsonl and dpo.jsonl")
     helper_attempts: int = count(2, help="resamples of a helper answer that refuses")
-    per_lineage: int = count(5, help="items per lineage, from its niche elites")
+    per_lineage: int = count(4, help="items per lineage, from its niche elites")
     min_refusal: float = probability(0.3, help="an item's refusal probability must reach this, and one of its samples must refuse")
     max_similarity: float = similarity(0.9, help="exported items are at most this similar to each other (MiniLM)")
     max_phrase_share: float = fraction(0.15, help="no four-word phrase (a framing, usually) in more than this share of "

@@ -89,6 +89,8 @@ def test_build_guarded_trains_merges_and_prints_a_profile(tmp_path):
     out = tmp_path / "out"
     prov = json.loads((out / "adapter" / "provenance.json").read_text())
     assert prov["mix"]["harmful"] == 6 and set(prov["data"]) >= {"harmful.jsonl", "refusals.tsv"}
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["lora_alpha"] == prov["recipe"]["merge_alpha"] == 28  # the dose the merge and the profile used
     assert (out / "merged" / "model.safetensors").is_file() and "| everyday-heldout |" in (out / "profile.md").read_text()
     rows = json.loads((out / "profile.json").read_text())
     assert {r["target"] for r in rows} == {"plain", "guarded"}
@@ -103,6 +105,8 @@ def test_the_shipped_adapter_was_built_from_the_data_in_the_repository():
     prov = json.loads((SHIPPED / "provenance.json").read_text())
     assert prov["data"] == data_hashes()
     assert {"xstest-unsafe/guarded", "xstest-safe/guarded", "everyday-heldout/guarded"} <= set(prov["profile"])
+    config = json.loads((SHIPPED / "adapter_config.json").read_text())
+    assert config["lora_alpha"] == prov["recipe"]["merge_alpha"]  # the dose profiled is the dose shipped
     with safe_open(str(SHIPPED / "adapter_model.safetensors"), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
 
