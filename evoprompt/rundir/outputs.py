@@ -6,8 +6,8 @@ items whose refusal probability (mean over the targets) reaches `export.min_refu
 the phrase detector), most refusal-triggering first (plus `export.lexical_novelty` x the share of its words no
 item taken yet uses), lineages taking turns, none more similar than `export.max_similarity` to an item already
 taken and no four-word phrase in more than `export.max_phrase_share` of the items. Every item carries each
-target's figures and refusal label (`targets`). Only gate-passed instructions reach benchmark/sft/dpo; rejected ones go to rejected.jsonl alone, filtered ones to
-filtered.jsonl. Every record carries its provenance."""
+target's figures and refusal label (`targets`). Only gate-passed instructions reach benchmark/sft/dpo; rejected
+ones go to rejected.jsonl alone, filtered ones to filtered.jsonl. Every record carries its provenance."""
 from __future__ import annotations
 
 import re
