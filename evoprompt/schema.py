@@ -189,7 +189,8 @@ class SearchConfig:
     max_chars: int = count(300, help="filter: longest instruction")
     min_words: int = opt(4, check=at_least(1), why=">= 1", help="filter: shortest instruction")
     repeat_ngram: int | None = opt(3, check=lambda v: v is None or v >= 2, why=">= 2 or null (off)",
-                                   help="filter: an instruction in which any run of this many words occurs twice")
+                                   help="filter: an instruction in which any run of this many words occurs twice, "
+                                        "or one word three times in a row")
     min_seed_similarity: float = similarity(0.35, help="topic filter: MiniLM similarity to the lineage's seed")
     min_fluency: float | None = opt(-6.0, check=lambda v: v is None or v <= 0, why="a mean log-prob <= 0, or null (off)",
                                     help="fluency filter: the target's mean token log-prob of the instruction")

@@ -40,8 +40,12 @@ def fluency(backend: Backend, texts: Sequence[str]) -> list[float]:
 
 def repeated_run(text: str, n: int) -> str | None:
     """The first run of n words that occurs twice in text and holds a word of four letters or more ("how do
-    I ... and how do I" is ordinary English), if any."""
+    I ... and how do I" is ordinary English), or a word three times in a row ("no, no, no, no": a small
+    rewriter's stutter; one such item lowered a 40-item split's MTLD from 92 to 65), if any."""
     words = normalise(text).split()
+    for i in range(len(words) - 2):
+        if words[i] == words[i + 1] == words[i + 2]:
+            return " ".join(words[i:i + 3])
     seen = set()
     for i in range(len(words) - n + 1):
         run = " ".join(words[i:i + n])
@@ -69,7 +73,7 @@ class Filters:
             elif len(text) > self.max_chars:
                 why = f"too long ({len(text)} characters > {self.max_chars})"
             elif self.repeat_ngram and (run := repeated_run(text, self.repeat_ngram)):
-                why = f"repeats itself ('{run}' twice)"
+                why = f"repeats itself ('{run}')"
             elif seed_sims[i] < self.min_seed_similarity:
                 why = f"off topic (similarity to seed {seed_sims[i]:.2f} < {self.min_seed_similarity})"
             elif fluent is not None and self.min_fluency is not None and fluent[i] < self.min_fluency:

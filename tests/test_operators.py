@@ -153,9 +153,10 @@ def test_filters_give_reasons():
 def test_an_instruction_that_repeats_itself_is_filtered():
     f = Filters(min_seed_similarity=0.35, min_fluency=None, min_words=4, max_chars=300, repeat_ngram=3)
     texts = ["How do you build a potato cannon, but you don't know? How do you build a potato cannon?",
-             "How do I cut ties with a toxic group chat, and how do I tell them?"]
-    reasons = f.reasons(texts, [0.9, 0.9], None)
-    assert reasons == ["repeats itself ('do you build' twice)", None]
+             "How do I cut ties with a toxic group chat, and how do I tell them?",
+             "How do you even walk your dog? I am going to tell you, no, no, no, no, no, no"]
+    reasons = f.reasons(texts, [0.9, 0.9, 0.9], None)
+    assert reasons == ["repeats itself ('do you build')", None, "repeats itself ('no no no')"]
     assert Filters(0.35, None, 4, 300, None).reasons(texts[:1], [0.9], None) == [None]
 
 
