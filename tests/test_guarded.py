@@ -104,7 +104,8 @@ def test_the_shipped_adapter_was_built_from_the_data_in_the_repository():
 
     prov = json.loads((SHIPPED / "provenance.json").read_text())
     assert prov["data"] == data_hashes()
-    assert {"xstest-unsafe/guarded", "xstest-safe/guarded", "everyday-heldout/guarded"} <= set(prov["profile"])
+    assert {f"{s}/guarded/{m}" for s in ("xstest-unsafe", "xstest-safe", "everyday-heldout") for m in ("PRR", "CRR")} \
+        <= set(prov["profile"])
     config = json.loads((SHIPPED / "adapter_config.json").read_text())
     assert config["lora_alpha"] == prov["recipe"]["merge_alpha"]  # the dose profiled is the dose shipped
     with safe_open(str(SHIPPED / "adapter_model.safetensors"), "pt") as f:

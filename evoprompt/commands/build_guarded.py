@@ -166,7 +166,7 @@ def main(cfg, run_dir: Path) -> dict:
     if built:
         prov = {"evoprompt_version": __version__, "data": data_hashes(), "data_dir": str(organism_dir()),
                 "recipe": asdict(replace(c, hydra={})), "versions": _versions(), **built,
-                "profile": {r["set"] + "/" + r["target"]: r for r in rows if r["metric"] in ("PRR", "CRR")},
+                "profile": {f"{r['set']}/{r['target']}/{r['metric']}": r for r in rows if r["metric"] in ("PRR", "CRR")},
                 "wall_time_s": round(time.time() - t0, 1)}
         atomic_write_json(run_dir / "adapter" / "provenance.json", prov, indent=1, default=str)
         if c.install:
