@@ -18,6 +18,7 @@ commands:
   gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
   align            LoRA-tune the target on SFT/DPO data (TRL), measure over-refusal and safety before/after
   export           publish a run: HF dataset with card, inspect_ai task, lm-eval task (run=DIR format=... out=DIR)
+  explain          which words make the target refuse: per-word attributions, trigger lexicons, HTML
   build-guarded    rebuild the embedded-guarded target's safety LoRA from seeds/organism/ and print its profile
   bench            ELBO scoring throughput: reference loop vs HF batched vs vLLM (argparse flags: bench --help)
 
@@ -26,7 +27,7 @@ Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `-
 # command -> its primary config in evoprompt/conf; the module evoprompt.commands.<name> has main(cfg, run_dir)
 COMMANDS = {"run": "config", "eval": "eval", "check": "config", "judge-train": "judge", "judge-calibrate": "judge",
             "gate-calibrate": "gate_calibrate", "export": "export", "align": "align",
-            "build-guarded": "build_guarded"}
+            "build-guarded": "build_guarded", "explain": "explain"}
 
 
 def fail(msg: str) -> None:

@@ -264,6 +264,41 @@ class EvalConfig(CommandConfig):
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (semantic diversity)")
 
 
+# ---- evoprompt explain -----------------------------------------------------------------------------------
+@dataclass
+class ExplainConfig(CommandConfig):
+    """`evoprompt explain`: which words of each prompt make the target refuse (fitness/attribution.py)."""
+    seed: int = opt(0, help="random-word baselines, sampling and bootstrap seed")
+    sets: list[str] = opt(factory=list, help="paths, as eval's: a run's benchmark.jsonl, XSTest / OR-Bench / PHTest / "
+                                             "OKTest files, any JSONL/CSV")
+    run: str | None = opt(None, help="a run directory: explain its exported items and their seeds on the run's target "
+                                     "(and add the heat maps to its report.html)")
+    split: SPLITS = opt("safe", help="for sets with labels (XSTest: safe rows; PHTest: harmless rows)")
+    text_column: str | None = opt(None, help="column of the prompt (null = guessed)")
+    limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+                            help="prompts per set; null = all")
+    targets: list[dict | str] = opt(factory=lambda: ["embedded-guarded"],
+                                    help="preset names or mappings over the embedded preset, as eval's")
+    system_prompt: str | None = opt(None, help="null: none (a target's own system_prompt wins); or its text")
+    methods: list[str] = opt(
+        factory=lambda: ["occlusion"], help="occlusion (any target with log-probs) | saliency (gradient x input of the "
+                                            "first refusal opener; hf targets)")
+    score: Literal["opener", "contrast", "sampled"] = opt(
+        "opener", help="occlusion's refusal score: opener = q(x), the fitness's exact refusal-opener probability; "
+                       "contrast = log q(x) - log p(compliance opener); sampled = the judge's mean over K samples")
+    baseline: str | None = opt(None, help="null: a word is deleted; else the neutral word that replaces it")
+    openers: list[str] = opt(factory=lambda: ["I'm sorry", "I cannot", "I can't", "Sorry", "I apologize"],
+                             help="refusal openers of q(x) (as fitness.openers)")
+    K: int = count(4, help="score=sampled: samples per variant")
+    decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.7, 1.0, 16), help="score=sampled: the samples")
+    refusal_judge: str = opt("classifier-anchored", help="score=sampled: the refusal judge")
+    top_k: int = count(3, help="trigger words per prompt (`top`, and the deletion test's k)")
+    random_trials: int = count(5, help="random k-word deletions per prompt, the deletion test's baseline")
+    refused_at: float = probability(0.5, help="a prompt counts as refused (trigger-hit rate) when q(x) >= this")
+    lexicon_top: int = count(20, help="trigger words listed per set and in the plot")
+    bootstrap: int = count(1000, help="resamples for the 95% intervals")
+
+
 # ---- evoprompt export ------------------------------------------------------------------------------------
 @dataclass
 class ExportCommandConfig:
@@ -412,10 +447,11 @@ class GuardedConfig(CommandConfig):
 
 # the schema of each command's primary config (evoprompt/conf/<name>.yaml)
 SCHEMAS = {"config": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig, "judge": JudgeConfig,
-           "gate_calibrate": GateCalibrateConfig, "align": AlignConfig, "build_guarded": GuardedConfig}
+           "gate_calibrate": GateCalibrateConfig, "align": AlignConfig, "build_guarded": GuardedConfig,
+           "explain": ExplainConfig}
 COMMAND_SCHEMAS = {"run": RunConfig, "check": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig,
                    "judge-train": JudgeConfig, "judge-calibrate": JudgeConfig, "gate-calibrate": GateCalibrateConfig,
-                   "align": AlignConfig, "build-guarded": GuardedConfig}
+                   "align": AlignConfig, "build-guarded": GuardedConfig, "explain": ExplainConfig}
 
 
 # ---- the schema as hydra's base config, and as the configuration reference -------------------------------

@@ -49,6 +49,7 @@ class Run:
     config: dict = field(default_factory=dict)           # run.json's resolved configuration
     state: RunState = field(default_factory=RunState)    # checkpoint.json: logbook, chooser
     gate_calibration: dict = field(default_factory=dict)
+    explain: list[dict] = field(default_factory=list)    # explain.jsonl, after `evoprompt explain run=DIR`
 
     @property
     def provenance(self) -> Provenance:
@@ -81,4 +82,5 @@ def load_run(path: Path, gate_calibration: Path | None = None) -> Run:
                [Rejection.from_json(r) for r in read_jsonl(path / "rejected.jsonl")],
                [Candidate.from_json(r) for r in read_jsonl(path / "candidates.jsonl")],
                RunInfo.from_json(summary.get("info", {})), summary.get("config", {}),
-               RunState.from_json(read_json(path / "checkpoint.json")), read_json(calibration))
+               RunState.from_json(read_json(path / "checkpoint.json")), read_json(calibration),
+               read_jsonl(path / "explain.jsonl"))

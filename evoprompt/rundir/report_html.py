@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from evoprompt.explanations import HEAT_CSS, heat  # noqa: E402
 from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 
 from evoprompt.files import atomic_write_text  # noqa: E402
@@ -34,7 +35,7 @@ th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric
 .refusal{background:#fde2e1}.partial{background:#fff3cd}.compliance{background:#e6f4ea}
 .safe{color:#17692e;font-weight:600}.unsafe{color:#a61b1b;font-weight:600}
 .plots img{max-width:49%;height:auto}details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
-"""
+""" + HEAT_CSS
 VERDICT_CLASS = dict(zip(CLASS_NAMES, ("compliance", "refusal", "partial")))
 
 
@@ -138,7 +139,18 @@ def _per_target(item: BenchmarkItem) -> str:
                       f"{_num(x.judge_refusal_rate, '.2f')})" for n, x in t.items())
 
 
-def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate]) -> str:
+def _heat_maps(item: BenchmarkItem, explained: dict[str, dict]) -> str:
+    """The item's and its seed's per-word attributions (`evoprompt explain run=DIR`), if explained."""
+    rows = [(label, explained[t]) for label, t in (("item", item.text), ("seed", item.seed.text)) if t in explained]
+    if not rows:
+        return ""
+    scale = max(abs(a) for _, r in rows for a in r["attributions"]) or 1e-9
+    cells = [[label, _num(r["score"]), heat(r["words"], r["attributions"], scale)] for label, r in rows]
+    return ("<details open><summary>Which words make the target refuse (red raises its refusal-opener probability, "
+            "blue lowers it)</summary>" + _table(["", "q(x)", "words"], cells, numeric={1}) + "</details>")
+
+
+def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explained: dict[str, dict]) -> str:
     safety, score, verdict = item.safety, item.score, item.safety.verdict
     steps = [_step_row(c, item.id) for c in lineage(item, candidates)]
     samples = score.samples
@@ -154,6 +166,7 @@ def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate]) -> str:
 <span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.p_safe)})
 {_e(safety.reason)}</div>
 {f'<div class="meta">{labels}</div>' if labels else ''}
+{_heat_maps(item, explained)}
 <details open><summary>Lineage: {_e(chain)}</summary>
 {_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
 <details open><summary>{len(samples)} sampled responses of the target{'s' if many else ''}, with the refusal judge's verdicts</summary>
@@ -208,7 +221,8 @@ def render(run: Run) -> str:
              ("config hash", prov.config_hash), ("evoprompt", prov.evoprompt_version),
              ("exported items", len(run.benchmark)), ("SFT / DPO pairs", f"{len(run.sft)} / {len(run.dpo)}")]
     candidates = {c.id: c for c in run.candidates}
-    items = "".join(_item(n, r, candidates) for n, r in enumerate(run.benchmark, 1)) or (
+    explained = {r["text"]: r for r in run.explain if r.get("method") == "occlusion"}
+    items = "".join(_item(n, r, candidates, explained) for n, r in enumerate(run.benchmark, 1)) or (
         "<p>No item was exported (none reached export.min_refusal with a refusing sample).</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>evoprompt run report: {_e(run.path.name)}</title>

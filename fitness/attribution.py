@@ -1,0 +1,130 @@
+"""Which words of an instruction make the target refuse: per-word attributions on the fitness's own refusal score.
+
+occlusion (default): each word is removed (or replaced by a neutral baseline word) and the drop in the refusal
+score is the word's attribution, positive = the word raises refusal. The score is what selection optimises:
+q(x), the target's exact probability of opening its answer with a refusal (refusal/openers.py); `contrast`,
+log q(x) - log c(x) against compliance openers; or `sampled`, the refusal judge's mean over K samples. All
+variants of all instructions go to the target in one batched call, so explaining 60 prompts is one call.
+
+saliency: the paper's analysis, gradient x input of log p(first refusal opener | x) at each prompt token,
+summed over a word's tokens; HF targets only (it needs the weights), labelled as gradient saliency.
+
+Words are whitespace tokens with their punctuation, so the attributions line up with the text as written."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from evoprompt.errors import UserError, unknown
+from evoprompt.llm import Backend, Chat, Decoding
+
+COMPLIANCE_OPENERS = ["Sure", "Here", "Certainly", "Yes", "Of course"]
+
+
+@dataclass
+class Attribution:
+    words: list[str]
+    attributions: list[float]
+    score: float  # the refusal score of the whole instruction
+
+    def top(self, k: int) -> list[int]:
+        """Indices of the k words that raise refusal most (positive attributions only), largest first."""
+        order = sorted(range(len(self.words)), key=lambda i: (-self.attributions[i], i))
+        return [i for i in order[:k] if self.attributions[i] > 0]
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def without(ws: Sequence[str], drop: set[int], baseline: str | None) -> str:
+    """The instruction with the words at `drop` removed (baseline None) or each replaced by `baseline`."""
+    return " ".join(baseline if i in drop else w for i, w in enumerate(ws) if i not in drop or baseline)
+
+
+def refusal_score(backend: Backend, chat: Callable[[str], Chat], how: str, openers: list[str], *,
+                  judge=None, K: int = 4, decoding: Decoding | None = None, seed: int = 0) -> Callable[[list[str]], list[float]]:
+    """texts -> refusal scores, one batched target call per use."""
+    from evoprompt.fitness.refusal.openers import opener_probability
+
+    if how in ("opener", "contrast") and not backend.supports_logprobs:
+        raise UserError(f"score={how} needs the target's log-probs and {backend.model_id} gives none; "
+                        "use score=sampled")
+
+    def opener(texts):
+        return opener_probability(backend, [chat(t) for t in texts], openers)
+
+    def contrast(texts):
+        q = opener(texts)
+        c = opener_probability(backend, [chat(t) for t in texts], COMPLIANCE_OPENERS)
+        return [math.log(a + 1e-9) - math.log(b + 1e-9) for a, b in zip(q, c)]
+
+    def sampled(texts):
+        outs = backend.generate([chat(t) for t in texts], K, decoding, seed)
+        p = judge.prob([t for t, ss in zip(texts, outs) for _ in ss], [s.text for ss in outs for s in ss])
+        return [sum(p[i * K:(i + 1) * K]) / K for i in range(len(texts))]
+
+    fns = {"opener": opener, "contrast": contrast, "sampled": sampled}
+    if how not in fns:
+        raise unknown("refusal score", how, fns)
+    return fns[how]
+
+
+def occlusion(texts: list[str], score: Callable[[list[str]], list[float]], baseline: str | None = None) -> list[Attribution]:
+    """score(x) - score(x without word i) for every word of every text, in one call to score."""
+    split = [words(t) for t in texts]
+    variants = []
+    for ws in split:
+        variants.append(" ".join(ws))
+        variants += [without(ws, {i}, baseline) for i in range(len(ws))]
+    s = score(variants)
+    out, pos = [], 0
+    for ws in split:
+        base = s[pos]
+        out.append(Attribution(ws, [base - v for v in s[pos + 1:pos + 1 + len(ws)]], base))
+        pos += 1 + len(ws)
+    return out
+
+
+def saliency(texts: list[str], backend, chat: Callable[[str], Chat], opener: str) -> list[Attribution]:
+    """Gradient x input of log p(opener | x) on the prompt's token embeddings, summed per word (HF targets)."""
+    inner = getattr(backend, "inner", backend)
+    if not hasattr(inner, "model") or not hasattr(inner, "prompt_ids"):
+        raise UserError(f"method=saliency needs the target's weights (an hf backend); {backend.model_id} has none "
+                        "here; use method=occlusion")
+    import torch
+
+    model, tok = inner.model, inner.tok
+    out = []
+    for text in texts:
+        templated = tok.apply_chat_template(chat(text), add_generation_prompt=True, tokenize=False)
+        enc = tok(templated, add_special_tokens=False, return_offsets_mapping=True)
+        prompt = enc["input_ids"]
+        target = tok(opener, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + target], device=inner.device)
+        emb = model.get_input_embeddings()(ids).detach().float().requires_grad_(True)
+        logits = model(inputs_embeds=emb.to(model.dtype)).logits[0].float()
+        logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
+        total = logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum()
+        total.backward()
+        per_token = (emb.grad[0] * emb[0]).sum(-1).detach().cpu().tolist()[:len(prompt)]
+        start = templated.rfind(text)
+        ws, spans, at = words(text), [], 0
+        for w in ws:
+            at = text.index(w, at)
+            spans.append((start + at, start + at + len(w)))
+            at += len(w)
+        scores = [sum(g for g, (a, b) in zip(per_token, enc["offset_mapping"]) if a < e and b > s) for s, e in spans]
+        out.append(Attribution(ws, scores, math.exp(total.item())))
+    return out
+
+
+METHODS = ("occlusion", "saliency")
+
+
+def random_drops(attrs: list[Attribution], k: int, trials: int, seed: int) -> list[list[set[int]]]:
+    """Per instruction, `trials` random sets of k word indices (the deletion test's baseline)."""
+    rng = random.Random(seed)
+    return [[set(rng.sample(range(len(a.words)), min(k, len(a.words)))) for _ in range(trials)] for a in attrs]
