@@ -241,8 +241,8 @@ class RefusalJudgeConfig:
 
 
 @dataclass
-class EvalConfig(CommandConfig):
-    """`evoprompt eval`: prompt sets x targets with the paper's metrics."""
+class PromptSetsConfig(CommandConfig):
+    """What eval and explain read: prompt sets and the targets to ask."""
     seed: int = opt(0, help="sampling and bootstrap seed")
     sets: list[str] = opt(factory=list, help="paths: a run's benchmark.jsonl, XSTest / OR-Bench / PHTest / OKTest "
                                              "files, any JSONL/CSV")
@@ -253,6 +253,11 @@ class EvalConfig(CommandConfig):
     targets: list[dict | str] = opt(factory=lambda: ["embedded-guarded"],
                                     help="preset names or mappings over the embedded preset, as run's fitness.targets "
                                          "(the plain model: embedded)")
+
+
+@dataclass
+class EvalConfig(PromptSetsConfig):
+    """`evoprompt eval`: prompt sets x targets with the paper's metrics."""
     system_prompt: str = opt("none", help="none | safety_prior | any other text; a target's own system_prompt wins")
     safety_prior: str = opt(SAFETY_PRIOR, help="the text system_prompt=safety_prior stands for")
     decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.01, 1.0, 100), help="near-greedy, as the paper")
@@ -266,19 +271,10 @@ class EvalConfig(CommandConfig):
 
 # ---- evoprompt explain -----------------------------------------------------------------------------------
 @dataclass
-class ExplainConfig(CommandConfig):
+class ExplainConfig(PromptSetsConfig):
     """`evoprompt explain`: which words of each prompt make the target refuse (fitness/attribution.py)."""
-    seed: int = opt(0, help="random-word baselines, sampling and bootstrap seed")
-    sets: list[str] = opt(factory=list, help="paths, as eval's: a run's benchmark.jsonl, XSTest / OR-Bench / PHTest / "
-                                             "OKTest files, any JSONL/CSV")
     run: str | None = opt(None, help="a run directory: explain its exported items and their seeds on the run's target "
                                      "(and add the heat maps to its report.html)")
-    split: SPLITS = opt("safe", help="for sets with labels (XSTest: safe rows; PHTest: harmless rows)")
-    text_column: str | None = opt(None, help="column of the prompt (null = guessed)")
-    limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
-                            help="prompts per set; null = all")
-    targets: list[dict | str] = opt(factory=lambda: ["embedded-guarded"],
-                                    help="preset names or mappings over the embedded preset, as eval's")
     system_prompt: str | None = opt(None, help="null: none (a target's own system_prompt wins); or its text")
     methods: list[str] = opt(
         factory=lambda: ["occlusion"], help="occlusion (any target with log-probs) | saliency (gradient x input of the "
