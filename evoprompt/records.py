@@ -139,6 +139,7 @@ class Instruction(Text):
     method: str = "seed"
     parents: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)
+    marked: list[str] = field(default_factory=list)  # the parent's trigger words the `trigger` strategy showed
     seed_similarity: float | None = None
     fluency: float | None = None
     gate: Verdict | None = None

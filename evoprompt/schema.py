@@ -171,7 +171,8 @@ class FitnessConfig:
 
 
 STRATEGY_PRIOR = {"scenario": 0.20, "violent": 0.15, "anger": 0.14, "other_sensitive": 0.12, "despair": 0.08,
-                  "controversial": 0.07, "harmful_framing": 0.06, "disgust": 0.05, "prejudiced": 0.05}
+                  "controversial": 0.07, "harmful_framing": 0.06, "disgust": 0.05, "prejudiced": 0.05,
+                  "trigger": 0.10}
 
 
 @dataclass
@@ -183,8 +184,11 @@ class SearchConfig:
     tau_f: float = opt(0.05, check=at_least(0.0), why=">= 0", help="SA final temperature (paper: 0.05)")
     strategy: Literal["uniform", "weighted", "adaptive"] = opt("adaptive", help="how mutation strategies are drawn")
     strategy_weights: dict[str, float] = opt(factory=lambda: dict(STRATEGY_PRIOR),
-                                             help="prior weights: the paper's observed success rates")
+                                             help="prior weights: the paper's observed success rates; "
+                                                  "`trigger` (attribution-guided, not in the paper) 0.10")
     max_attempts: int = count(2, help="rewrite rounds per slot before it is given up")
+    marked: int = opt(2, check=at_least(1), why=">= 1", help="trigger strategy: how many of the parent's top "
+                                                           "trigger words the rewriter is shown")
     llm_share: float = fraction(0.5, help="share of mutants written by the LLM rewriter; the rest by framings and word edits")
     max_chars: int = count(300, help="filter: longest instruction")
     min_words: int = opt(4, check=at_least(1), why=">= 1", help="filter: shortest instruction")

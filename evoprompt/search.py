@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 from deap import base, tools
 
+from evoprompt.errors import UserError
+from evoprompt.fitness.attribution import marked, occlusion, refusal_score
 from evoprompt.fitness.diversity import Embedder
 from evoprompt.fitness.filters import Filters, SeedCopyGuard, fluency
 from evoprompt.fitness.gate import HarmlessnessGate
@@ -35,6 +37,7 @@ from evoprompt.schema import FitnessConfig, RunConfig, SearchConfig
 from evoprompt.selection import accept, temperature
 
 log = logging.getLogger("evoprompt.search")
+TRIGGER = "trigger"   # the attribution-guided strategy
 MAX_FRAMES = 2        # framings stacked on one lineage's instruction; past that the rewriter takes over
 ELITES_PER_NICHE = 3
 
@@ -93,26 +96,37 @@ def rewrite(st: RunState, requests: list[RewriteRequest], t: int, stage: str, *,
     return done
 
 
-def mutate(st: RunState, t: int, rng: random.Random, *, rewrite: Callable, chooser: StrategyChooser,
-           search: SearchConfig, style: str) -> list[Candidate]:
+def mutate(st: RunState, t: int, rng: random.Random, *, rewrite: Callable, attribute: Callable,
+           chooser: StrategyChooser, search: SearchConfig, style: str) -> list[Candidate]:
     """search.L mutants per lineage: a framing or sensitive-word edit, or (llm_share, or past MAX_FRAMES
-    framings) an LLM rewrite with the chosen strategy."""
-    requests, out = [], []
+    framings) an LLM rewrite with the chosen strategy. The `trigger` strategy has no framing: its parents'
+    words are attributed in one batched call (`attribute`) and the rewriter is shown their top trigger words."""
+    requests, out, triggered = [], [], []
     seen = set(st.seen)
     for lineage, cur in sorted(st.current.items()):
         framed = sum(step.endswith("/frame") for step in cur.chain)
         for strategy in chooser.choose(search.L, rng):
             use_llm = rng.random() < search.llm_share or framed >= MAX_FRAMES
             text, method = (None, "llm") if use_llm else edit(cur.text, strategy, rng)
-            if text is None or dedupe_key(text) in seen:
+            if strategy == TRIGGER:
+                triggered.append((lineage, cur))
+            elif text is None or dedupe_key(text) in seen:
                 requests.append(mutation_request(cur.text, strategy, style, tag=(lineage, cur)))
-                continue
-            seen.add(dedupe_key(text))
-            out.append(offspring(lineage, [cur], strategy, method, text, "", t, len(out)))
+            else:
+                seen.add(dedupe_key(text))
+                out.append(offspring(lineage, [cur], strategy, method, text, "", t, len(out)))
     st.seen = sorted(seen)
+    marks = {}  # one current instruction per lineage, so its trigger words are keyed by lineage
+    if triggered:
+        marks = {lineage: marked(a, search.marked)
+                 for (lineage, _), a in zip(triggered, attribute([cur.text for _, cur in triggered]))}
+        requests += [mutation_request(cur.text, TRIGGER, style, tag=(lineage, cur), marked=marks[lineage])
+                     for lineage, cur in triggered]
     for r in rewrite(st, requests, t, "mutate"):
         lineage, cur = r.request.tag
-        out.append(offspring(lineage, [cur], r.request.operator, "llm", r.text, r.reason, t, len(out)))
+        c = offspring(lineage, [cur], r.request.operator, "llm", r.text, r.reason, t, len(out))
+        c.marked = marks[lineage] if r.request.operator == TRIGGER else []
+        out.append(c)
     return out
 
 
@@ -221,15 +235,25 @@ def select(st: RunState, cands: list[Candidate], t: int, rng: random.Random, *, 
     return accepted
 
 
+def attributor(scorer: Scorer, openers: list[str]) -> Callable[[list[str]], list]:
+    """Word occlusion of the first target's opener probability q(x), the score selection optimises: every
+    word-deleted variant of every text in one batched log-prob call (fitness/attribution.py)."""
+    return lambda texts: occlusion(texts, refusal_score(scorer.targets[0].backend, scorer.chat, "opener", openers))
+
+
 def make_toolbox(cfg: RunConfig, *, rewriter: Backend, rewrite_decoding: Decoding, target: Backend,
                  gate: HarmlessnessGate, scorer: Scorer, embedder: Embedder, chooser: StrategyChooser,
                  guard: SeedCopyGuard, progress) -> base.Toolbox:
     """The stages with this run's parts and settings bound."""
     s, style = cfg.search, cfg.rewriter.style
+    if chooser.weight(TRIGGER) > 0 and not scorer.targets[0].backend.supports_logprobs:
+        raise UserError(f"the trigger strategy scores word deletions on the target's log-probs and "
+                        f"{scorer.targets[0].name} gives none; set search.strategy_weights.trigger=0")
     tb = base.Toolbox()
     tb.register("rewrite", rewrite, rewriter=rewriter, decoding=rewrite_decoding, embedder=embedder,
                 chooser=chooser, search=s, seed=cfg.seed, progress=progress)
-    tb.register("mutate", mutate, rewrite=tb.rewrite, chooser=chooser, search=s, style=style)
+    tb.register("mutate", mutate, rewrite=tb.rewrite, attribute=attributor(scorer, cfg.fitness.openers),
+                chooser=chooser, search=s, style=style)
     tb.register("recombine", recombine, rewrite=tb.rewrite, search=s, style=style)
     tb.register("screen", screen, embedder=embedder, target=target,
                 filters=Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars, s.repeat_ngram),

@@ -35,6 +35,12 @@ class Attribution:
         return [i for i in order[:k] if self.attributions[i] > 0]
 
 
+def marked(a: Attribution, k: int) -> list[str]:
+    """The k words that raise refusal most, without their punctuation; the single largest when none raises it."""
+    idx = a.top(k) or sorted(range(len(a.words)), key=lambda i: (-a.attributions[i], i))[:1]
+    return [w for w in (a.words[i].strip(".,;:!?\"'()[]") for i in idx) if w]
+
+
 def words(text: str) -> list[str]:
     return text.split()
 

@@ -28,9 +28,12 @@ def few_shot(name: str, query: str, answer_label: str) -> str:
     return "\n".join(doc + [query, f"{answer_label}:"])
 
 
-def mutation_request(instruction: str, strategy: str, style: str = "chat", tag=None) -> RewriteRequest:
+def mutation_request(instruction: str, strategy: str, style: str = "chat", tag=None,
+                     marked: list[str] | None = None) -> RewriteRequest:
+    """`marked`: the instruction's top trigger words, shown to the rewriter by the `trigger` strategy."""
+    shown = ", ".join(marked or [])
     if style == "completion":
-        doc = few_shot(strategy, f"Question: {instruction}", "Alarming")
-        return RewriteRequest(completion(doc), strategy, [instruction], tag, style)
-    return chat_request(_MUTATE.format(strategy=get_strategy(strategy).task, instruction=instruction),
-                        strategy, [instruction], tag)
+        query = f"Question: {instruction}" + (f"\nMarked: {shown}" if marked is not None else "")
+        return RewriteRequest(completion(few_shot(strategy, query, "Alarming")), strategy, [instruction], tag, style)
+    task = get_strategy(strategy).task.replace("{marked}", shown)
+    return chat_request(_MUTATE.format(strategy=task, instruction=instruction), strategy, [instruction], tag)

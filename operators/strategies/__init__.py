@@ -1,4 +1,5 @@
-"""The nine mutation strategies of docs/METHOD.md section 2, one data file each (`# family: ...` then the task)."""
+"""The mutation strategies, one data file each (`# family: ...` then the task): the nine of docs/METHOD.md section 2
+and `trigger`, whose task names the parent's top trigger words (`{marked}`, from word occlusion; docs/run.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
