@@ -309,6 +309,10 @@ class ExportCommandConfig:
     rejected: bool = opt(False, help="hf: also the `rejected` config (candidates the gate rejected)")
     license: str = opt("apache-2.0", help="the dataset card's license")
     gate_calibration: str | None = opt(None, help="a gate_calibration.json for the card; null = the run's own")
+    review: list[str] = opt(factory=list, help="review-<reviewer>.jsonl files saved by report.html's review mode: "
+                                               "only items the reviewers kept are exported; [] = no review")
+    review_rule: Literal["all", "majority"] = opt("all", help="several reviewers: all (everyone who saw an item "
+                                                              "kept it) or majority; unsure never counts as keep")
     hydra: dict = opt(factory=dict, help="hydra's own settings")
 
 
@@ -317,7 +321,8 @@ class ExportCommandConfig:
 class JudgeConfig(CommandConfig):
     """`evoprompt judge-train` / `judge-calibrate`: refusal judges against labelled responses (CSV with
     prompt/completion/final_label as XSTest, or Request/Response/Response_cls as PHTest)."""
-    data: list[str] = opt(factory=list, help="labelled files")
+    data: list[str] = opt(factory=list, help="labelled files: XSTest/PHTest CSVs, or review-<reviewer>.jsonl files "
+                                             "from report.html's review mode")
     out: str | None = opt(None, help="judge-train: where the classifier goes (default RUN_DIR/refusal_classifier.npz)")
     judge: str = opt("phrases", help="judge-calibrate: phrases | phrases-substring | classifier | llm | hf-classifier")
     judge_model: str | None = opt(None, help="classifier: an .npz from judge-train; hf-classifier: weights")

@@ -5,6 +5,7 @@ search.N=1 target.decoding.max_new_tokens=24 export.min_refusal=0.05` on the emb
 to the keys the report reads). The slow tests run the real tools offline: `inspect eval` on inspect's mock model,
 `lm_eval` on the embedded SmolLM2, headless Chromium."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -175,7 +176,9 @@ def test_a_format_2_run_reads_as_records():
 def test_html_report_is_self_contained(run_dir):
     page = write_html_report(run_dir).read_text()
     assert (run_dir / "report.html").is_file()
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "http://" not in page and "https://" not in page
+    assert page.count("<script") == 2 and not re.search(r"<(script|link|img)[^>]*\bsrc=\"(?!data:)", page)
+    assert 'id="review-bar"' in page and page.count('data-decision="keep"') == len(rows("benchmark"))
     assert page.count('src="data:image/png;base64,') == 2
     for r in rows("benchmark"):
         assert f'id="item-{r["id"]}"' in page
@@ -192,7 +195,7 @@ def test_html_report_renders_in_headless_chromium(run_dir):
     base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + str(run_dir / "profile")]
     dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     bench = rows("benchmark")
-    assert dom.count('class="item"') == len(bench)
+    assert len(re.findall(r'class="item( focus)?"', dom)) == len(bench)  # the review script focuses the first
     for r in bench:
         assert r["text"].replace("'", "&#x27;").replace("&", "&amp;")[:40] in dom or r["text"][:40] in dom
         assert all(s["text"][:30] in dom.replace("&#x27;", "'").replace("&amp;", "&") for s in r["samples"])

@@ -50,6 +50,7 @@ class Run:
     state: RunState = field(default_factory=RunState)    # checkpoint.json: logbook, chooser
     gate_calibration: dict = field(default_factory=dict)
     explain: list[dict] = field(default_factory=list)    # explain.jsonl, after `evoprompt explain run=DIR`
+    review: dict | None = None                           # export review=[...]: what people decided (review.summary)
 
     @property
     def provenance(self) -> Provenance:

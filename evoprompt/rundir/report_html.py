@@ -1,9 +1,11 @@
-"""report.html: a run to browse, in one self-contained file (plots inline, no script, nothing fetched at view time).
+"""report.html: a run to browse and review, in one self-contained file (plots and script inline, nothing fetched at
+view time).
 
 report.md gives the statistics; this file adds what a reader needs to judge the items themselves: each exported
 item with its lineage (every rewrite from the seed, with its strategy, fitness and refusal probability), the
-target's K sampled responses with the judge's verdicts, and the harmlessness gate's verdict. It is built from the
-run directory's files alone (rundir.py), so it can be written for any finished run."""
+target's K sampled responses with the judge's verdicts, and the harmlessness gate's verdict; and a review mode
+(review_mode.py) in which a person marks items and responses and saves a review file. It is built from the run
+directory's files alone (rundir.py), so it can be written for any finished run."""
 from __future__ import annotations
 
 import base64
@@ -22,6 +24,7 @@ from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
 from evoprompt.files import atomic_write_text  # noqa: E402
 from evoprompt.rundir.report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
 from evoprompt.records import BenchmarkItem, Candidate  # noqa: E402
+from evoprompt.rundir import review_mode  # noqa: E402
 from evoprompt.rundir.reader import Run, load_run  # noqa: E402
 from evoprompt.rundir.transfer import ci_text  # noqa: E402
 
@@ -35,7 +38,7 @@ th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric
 .refusal{background:#fde2e1}.partial{background:#fff3cd}.compliance{background:#e6f4ea}
 .safe{color:#17692e;font-weight:600}.unsafe{color:#a61b1b;font-weight:600}
 .plots img{max-width:49%;height:auto}details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
-""" + HEAT_CSS
+""" + HEAT_CSS + review_mode.CSS
 VERDICT_CLASS = dict(zip(CLASS_NAMES, ("compliance", "refusal", "partial")))
 
 
@@ -47,11 +50,12 @@ def _num(v, spec: str = ".3f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "-"
 
 
-def _table(header: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
+def _table(header: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None,
+           row_attrs=None) -> str:
     head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     body = []
     for i, r in enumerate(rows):
-        cls = f' class="{row_class[i]}"' if row_class else ""
+        cls = (f' class="{row_class[i]}"' if row_class else "") + (row_attrs[i] if row_attrs else "")
         body.append(f"<tr{cls}>" + "".join(f'<td class="n">{c}</td>' if k in numeric else f"<td>{c}</td>"
                                            for k, c in enumerate(r)) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
@@ -158,7 +162,7 @@ def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explain
     classes = [CLASS_NAMES[k] for k in three_classes(None, [item.text] * len(texts), texts, p)]
     chain = " → ".join(item.lineage.chain or ["(seed)"])
     many, labels = len(score.targets) > 1, _per_target(item)
-    return f"""<div class="item" id="item-{_e(item.id)}">
+    return f"""<div class="item" id="item-{_e(item.id)}" data-id="{_e(item.id)}">
 <div class="meta">#{n} · {_e(item.id)} · category {_e(item.category)} · seed {_e(item.seed.id)}</div>
 <div class="prompt">{_e(item.text)}</div>
 <div class="meta">fitness {_num(score.fitness)} · p(refusal) {_num(score.refusal_prob)} · sampled refusal rate
@@ -166,13 +170,16 @@ def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explain
 <span class="{'safe' if verdict == 'safe' else 'unsafe'}">{_e(verdict)}</span> (p(safe) {_num(safety.p_safe)})
 {_e(safety.reason)}</div>
 {f'<div class="meta">{labels}</div>' if labels else ''}
+{review_mode.item_controls()}
 {_heat_maps(item, explained)}
 <details open><summary>Lineage: {_e(chain)}</summary>
 {_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
 <details open><summary>{len(samples)} sampled responses of the target{'s' if many else ''}, with the refusal judge's verdicts</summary>
-{_table((["target"] if many else []) + ["response", "p(refusal)", "verdict"],
-        [([_e(s.target)] if many else []) + [_e(t), _num(q), _e(c)] for s, t, q, c in zip(samples, texts, p, classes)],
-        numeric={2 if many else 1}, row_class=[VERDICT_CLASS[c] for c in classes])}</details>
+{_table((["target"] if many else []) + ["response", "p(refusal)", "verdict", "your label"],
+        [([_e(s.target)] if many else []) + [_e(t), _num(q), _e(c), review_mode.response_controls()]
+         for s, t, q, c in zip(samples, texts, p, classes)],
+        numeric={2 if many else 1}, row_class=[VERDICT_CLASS[c] for c in classes],
+        row_attrs=[f' data-sample="{j}"' for j in range(len(samples))])}</details>
 </div>"""
 
 
@@ -238,9 +245,11 @@ def render(run: Run) -> str:
 <h2>Model usage</h2>
 {_usage(run)}
 <h2 id="items">Exported items ({len(run.benchmark)})</h2>
+{review_mode.bar(len(run.benchmark)) if run.benchmark else ''}
 {items}
 <h2>Gate rejections</h2>
 {_rejected(run)}
+{review_mode.script(f"{prov.config_hash}:{run.path.name}", run.benchmark)}
 </body></html>
 """
 

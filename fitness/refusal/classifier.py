@@ -38,8 +38,16 @@ def load_labelled_files(paths: list[str]) -> dict[str, list[tuple[str, str, int]
 
 
 def load_labelled(path) -> list[tuple[str, str, int]]:
-    """(prompt, response, label) rows of an XSTest (v1/v2) or PHTest labelled CSV; label 1 = full or
-    partial refusal, 0 = compliance."""
+    """(prompt, response, label) rows of an XSTest (v1/v2) or PHTest labelled CSV, or of the responses a person
+    labelled in report.html's review mode (a review-<reviewer>.jsonl); label 1 = full or partial refusal, 0 =
+    compliance."""
+    if str(path).endswith(".jsonl"):
+        from evoprompt.review import load_review
+
+        rows = load_review([str(path)]).responses
+        if not rows:
+            raise UserError(f"{path}: no labelled responses (rows of kind 'response'; label them in report.html)")
+        return [(r["prompt"], r["response"], int(r["label"] != "compliance")) for r in rows]
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         cols = next((c for c in _LAYOUTS if set(c) <= set(reader.fieldnames or ())), None)
