@@ -242,6 +242,9 @@ class RunConfig(CommandConfig):
 class RefusalJudgeConfig:
     name: str = opt("classifier", help="classifier (shipped, offline) | llm | hf-classifier | phrases")
     model: str | None = opt(None, help="llm: a target preset name (default: the first target); hf-classifier: weights")
+    band: list[float] = opt(factory=lambda: [0.35, 0.65], check=lambda v: v == [] or (len(v) == 2 and 0 <= v[0] <= v[1] <= 1),
+                            why="[lo, hi] with 0 <= lo <= hi <= 1, or []",
+                            help="the judge is unsure (verdict undetermined) when lo < p(refusal) < hi; [] = no band")
 
 
 @dataclass

@@ -100,6 +100,7 @@ class Scorer:
         for upto in stages(k_min, cfg.K):
             new = target.backend.generate([chats[i] for i in alive], upto - done, target.decoding, seed, first=done)
             flat_p = self.judge.prob([texts[i] for i, ss in zip(alive, new) for _ in ss], [s.text for ss in new for s in ss])
+            flat_p = [1.0 if s.filtered else p for s, p in zip((s for ss in new for s in ss), flat_p)]  # a filter stop refuses
             pos = 0
             for i, ss in zip(alive, new):
                 for s in ss:

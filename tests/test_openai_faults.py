@@ -7,7 +7,7 @@ answer can be matched to its request) and /v1/completions with vLLM's prompt_log
 id). `faults` is a FIFO of faults served to the next requests, one per request, before it answers normally:
 any status code ("503"), 429 with Retry-After, drop (connection closed without an answer), slow (answers
 after `slow_s`), badjson (200 with a body that is not JSON), nochoices (200, JSON without choices), nologprobs
-(a normal answer without logprobs), echo (500 whose body repeats the request's Authorization header, as a hostile
+(a normal answer without logprobs), filter (a content-filter stop: finish_reason content_filter, no content), echo (500 whose body repeats the request's Authorization header, as a hostile
 or debugging proxy might). Every request is recorded (path, headers, body, fault served).
 """
 
@@ -90,6 +90,11 @@ class FaultServer:
                     return self._send(200, b'{"id": "x", "choices": [{"index": 0, "message": {"content": "tru')
                 if fault == "nochoices":
                     return self._send(200, json.dumps({"id": "x", "object": "chat.completion"}).encode())
+                if fault == "filter":  # the provider's content filter stopped the answer: no content, no logprobs
+                    choice = {"index": 0, "finish_reason": "content_filter", "logprobs": None,
+                              "message": {"role": "assistant", "content": None}}
+                    return self._send(200, json.dumps({"id": "x", "object": "chat.completion", "created": 0,
+                                                       "model": body["model"], "choices": [choice]}).encode())
                 answer = server.chat(body, logprobs=fault != "nologprobs") if "chat" in self.path \
                     else server.completion(body, logprobs=fault != "nologprobs")
                 self._send(200, json.dumps(answer).encode())
@@ -170,6 +175,25 @@ def test_generate_recovers_from_each_fault(server, fault):
     out = b.generate(chats(2), 2, DEC, seed=0)
     assert answered(out, 2, n=2) and all(s.token_logprobs for x in out for s in x)
     assert server.served(fault) == 2 and len(server.requests) == 4
+
+
+def test_a_content_filter_stop_is_a_flagged_refusal_not_an_error(server, tmp_path):
+    """The stop comes back as a flagged empty sample (through the call cache too), and eval's measure counts it
+    as a refusal in every rate and as a content-filter stop."""
+    from rich.console import Console
+
+    from evoprompt.fitness.refusal import make_judge
+    from evoprompt.measure import measure_target
+
+    b = CachedBackend(backend(server, supports_logprobs=True), CallCache(tmp_path / "calls.sqlite"))
+    server.faults = ["filter"]
+    out = b.generate(chats(2), 1, DEC, seed=0)
+    assert (out[0][0].text, out[0][0].filtered) == ("", True) and not out[1][0].filtered
+    assert b.generate(chats(1), 1, DEC, seed=0)[0][0].filtered and len(server.requests) == 2  # from the cache
+    rows = {}
+    measure_target(b, "t", {"s": ["question 0", "question 1"]}, None, DEC, make_judge("phrases"), 0, 20,
+                   lambda s, t, m, v, lo=None, hi=None: rows.__setitem__(m, v), Console(quiet=True))
+    assert rows["content-filter stops"] == 1 and rows["PRR"] == 1.0 and rows["CRR"] == 1.0 and rows["refused"] == 2
 
 
 def test_429_honours_retry_after_and_caps_it(server):

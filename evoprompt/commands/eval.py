@@ -97,7 +97,8 @@ def main(cfg, run_dir: Path) -> None:
     for tname, tcfg in targets.items():
         backend = roles.backend(f"target {tname}", tcfg)
         own = tcfg.system_prompt if tcfg.system_prompt is not None else sp  # a target's own system prompt wins
-        responses = measure_target(backend, tname, sets, own, dec, judge, c.seed, c.bootstrap, add, console)
+        responses = measure_target(backend, tname, sets, own, dec, judge, c.seed, c.bootstrap, add, console,
+                                   tuple(rj.band) if rj.band else None)
         atomic_write_jsonl(run_dir / f"responses_{tname.replace('/', '_')}.jsonl", responses)
     own_prompts = {n: t.system_prompt for n, t in targets.items() if t.system_prompt is not None}
     write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts, usage(roles.backends))
@@ -106,7 +107,7 @@ def main(cfg, run_dir: Path) -> None:
 def _fmt(r: dict) -> str:
     v = r["value"]
     if isinstance(v, float) and np.isnan(v):
-        return "n/a"
+        return "undefined"
     if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and r["lo"] is None):
         return str(int(v))
     s = f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
@@ -122,12 +123,16 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
     w.writerows(rows)
     atomic_write_text(run_dir / "results.csv", buf.getvalue())
     get = {(r["set"], r["target"], r["metric"]): r for r in rows}
-    per_pair = ["PRR", "PRR-substring", "CRR", *CLASS_NAMES, "mean log p(y|x)"]
+    per_pair = ["PRR", "PRR-substring", "CRR", "CRR determined", "CRR undetermined as refusal", "refused", "complied",
+                "undetermined", "content-filter stops", *CLASS_NAMES, "mean log p(y|x)"]
     per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c.safety else [])
     lines = ["# evoprompt eval", "",
              f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt}; decoding: {asdict(c.decoding)}",
              f"- refusal judge (CRR, classes): {c.refusal_judge.name}; PRR: anchored phrase detector; "
              "PRR-substring: the reference's 31 phrases anywhere",
+             f"- verdicts: undetermined where the judge and the phrase detector disagree or the judge's p(refusal) lies in "
+             f"{c.refusal_judge.band or 'no band'}; `CRR determined` leaves them out, `CRR undetermined as refusal` counts "
+             "them as refusals; a content-filter stop counts as a refusal; a rate over no response is undefined",
              *[f"- {n} runs with its own system prompt: {sp!r}" for n, sp in own_prompts.items()],
              "- brackets: bootstrap 95% intervals", ""]
     for metric in per_pair:
@@ -147,6 +152,7 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
     for t in targets:
         table.add_column(t, justify="right")
     for s in sets:
-        table.add_row(s, *[f"PRR {get[(s, t, 'PRR')]['value']:.3f} / CRR {get[(s, t, 'CRR')]['value']:.3f}" for t in targets])
+        table.add_row(s, *[f"PRR {_fmt({**get[(s, t, 'PRR')], 'lo': None})} / CRR {_fmt({**get[(s, t, 'CRR')], 'lo': None})}"
+                           f" / undetermined {get[(s, t, 'undetermined')]['value']}" for t in targets])
     console.print(table)
     console.print(f"report: {run_dir / 'report.md'}, {run_dir / 'results.csv'}")

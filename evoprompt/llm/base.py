@@ -44,6 +44,7 @@ class Sample:
 
     text: str
     token_logprobs: list[float] = field(default_factory=list)
+    filtered: bool = False  # the provider stopped the answer with its content filter (finish_reason content_filter)
 
     @property
     def logprob(self) -> float:
@@ -54,11 +55,11 @@ class Sample:
         return len(self.token_logprobs)
 
     def to_json(self) -> dict:
-        return {"text": self.text, "token_logprobs": self.token_logprobs}
+        return {"text": self.text, "token_logprobs": self.token_logprobs} | ({"filtered": True} if self.filtered else {})
 
     @classmethod
     def from_json(cls, d: dict) -> "Sample":
-        return cls(d["text"], list(d["token_logprobs"]))
+        return cls(d["text"], list(d["token_logprobs"]), bool(d.get("filtered", False)))
 
 
 class Backend(Protocol):

@@ -200,7 +200,8 @@ class OpenAIBackend:
 
         def check(resp):
             for choice in self._choices(resp, n):
-                if logprobs and not (choice.logprobs and choice.logprobs.content):
+                filtered = getattr(choice, "finish_reason", None) == "content_filter"  # stopped: no tokens to score
+                if logprobs and not filtered and not (choice.logprobs and choice.logprobs.content):
                     raise Malformed("the server returned no logprobs (set supports_logprobs: false for this role "
                                     "or use a server that returns them)")
 
@@ -211,8 +212,10 @@ class OpenAIBackend:
                 max_tokens=decoding.max_new_tokens), check)
             samples = []
             for choice in sorted(resp.choices, key=lambda ch: ch.index)[:n]:
-                lps = [t.logprob for t in choice.logprobs.content] if logprobs else []
-                samples.append(Sample((choice.message.content or "").strip(), lps))
+                lps = [t.logprob for t in choice.logprobs.content] if logprobs and choice.logprobs and \
+                    choice.logprobs.content else []
+                samples.append(Sample((choice.message.content or "").strip(), lps,
+                                      filtered=getattr(choice, "finish_reason", None) == "content_filter"))
             return samples
 
         return self._map(one, list(chats))
