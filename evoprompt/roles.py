@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from evoprompt.fitness.diversity import Embedder
 from evoprompt.fitness.gate import HarmlessnessGate
-from evoprompt.fitness.refusal import make_judge
+from evoprompt.fitness.refusal import Calibrated, load_calibration, make_judge
 from evoprompt.fitness.refusal.base import RefusalJudge
 from evoprompt.fitness.scorer import Target
 from evoprompt.llm import Decoding, get_backend
@@ -57,11 +57,17 @@ class Roles:
         return self._once(("embedder", e.model, e.device), lambda: Embedder(e.model, e.device))
 
     def judge(self, name: str, *, phrases: list[str] | None = None, llm: CachedBackend | None = None,
-              model: str | None = None) -> RefusalJudge:
-        """A refusal judge by name; `llm` is what the llm judge runs on (a backend from `backend`)."""
-        key = ("judge", name, tuple(phrases or ()), id(llm), model)
+              model: str | None = None, calibration: str | None = None) -> RefusalJudge:
+        """A refusal judge by name; `llm` is what the llm judge runs on (a backend from `backend`); `calibration`, a
+        judge_calibration.json whose threshold (set on a target's own labelled answers) the judge then uses."""
+        key = ("judge", name, tuple(phrases or ()), id(llm), model, calibration)
         embedder = self.embedder() if name.startswith("classifier") else None
-        return self._once(key, lambda: make_judge(name, phrases, embedder, backend=llm, model=model))
+
+        def build():
+            judge = make_judge(name, phrases, embedder, backend=llm, model=model)
+            return Calibrated(judge, load_calibration(calibration, name)["threshold"], calibration) if calibration else judge
+
+        return self._once(key, build)
 
     def gate(self, g: GateConfig) -> HarmlessnessGate:
         backend = self.backend("gate", g)

@@ -161,6 +161,8 @@ class FitnessConfig:
                                                  "on short samples held to the anchored phrases) | classifier | phrases "
                                                  "| phrases-substring | llm (on the gate's model) | hf-classifier")
     judge_model: str | None = opt(None, help="classifier: an .npz from judge-train; hf-classifier: a model folder")
+    judge_calibration: str | None = opt(None, help="a judge_calibration.json (judge-calibrate save=): the judge's "
+                                                   "refusal threshold set on this target's own labelled answers")
     phrases: list[str] | None = opt(None, help="null = the built-in anchored list; or a list of phrases")
     openers: list[str] = opt(factory=lambda: ["I'm sorry", "I cannot", "I can't", "Sorry", "I apologize"],
                              help="refusal heads of the opener prior q(x)")
@@ -245,6 +247,8 @@ class RefusalJudgeConfig:
     band: list[float] = opt(factory=lambda: [0.35, 0.65], check=lambda v: v == [] or (len(v) == 2 and 0 <= v[0] <= v[1] <= 1),
                             why="[lo, hi] with 0 <= lo <= hi <= 1, or []",
                             help="the judge is unsure (verdict undetermined) when lo < p(refusal) < hi; [] = no band")
+    calibration: str | None = opt(None, help="a judge_calibration.json (judge-calibrate save=): the judge's refusal "
+                                             "threshold set on a target's own labelled answers")
 
 
 @dataclass
@@ -329,6 +333,9 @@ class JudgeConfig(CommandConfig):
     out: str | None = opt(None, help="judge-train: where the classifier goes (default RUN_DIR/refusal_classifier.npz)")
     judge: str = opt("phrases", help="judge-calibrate: phrases | phrases-substring | classifier | llm | hf-classifier")
     judge_model: str | None = opt(None, help="classifier: an .npz from judge-train; hf-classifier: weights")
+    save: str | None = opt(None, help="judge-calibrate: write the threshold that maximises refusal F1 on these labels "
+                                      "to this judge_calibration.json (for fitness.judge_calibration, "
+                                      "refusal_judge.calibration)")
     llm: str = opt("embedded", help="llm judge: a target preset name")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (classifier)")
 

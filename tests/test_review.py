@@ -151,6 +151,31 @@ def test_judge_calibrate_reads_a_review_file(tmp_path):
     res = json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"][str(f)]
     assert sum(map(sum, res["confusion"])) == 3  # the three labelled responses, not the item row
     assert res["refusal"]["precision"] == 1.0
+    r = evoprompt("judge-calibrate", f"data=[{f}]", "judge=classifier", f"save={tmp_path / 'jc.json'}",
+                  f"hydra.run.dir={tmp_path / 'cal2'}")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "jc.json").read_text())
+    assert saved["judge"] == "classifier" and 0 < saved["threshold"] < 1 and saved["n"] == 3
+    assert saved["f1"] >= saved["f1_at_0.5"]
+
+
+def test_a_calibrated_judge_reads_its_threshold_as_one_half(tmp_path):
+    from evoprompt.fitness.refusal import Calibrated, judge_name, load_calibration
+
+    class Judge:
+        def prob(self, xs, ys):
+            return [0.1, 0.2, 0.6, 1.0]
+
+    c = Calibrated(Judge(), 0.2, "x.json")
+    assert c.prob([], []) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    path = write(tmp_path / "jc.json", [])
+    path.write_text(json.dumps({"judge": "classifier", "threshold": 0.3}))
+    assert judge_name("classifier", str(path)) == f"classifier (threshold 0.300 from {path})"
+    with pytest.raises(UserError, match="calibrates judge 'classifier', not 'phrases'"):
+        load_calibration(str(path), "phrases")
+    r = evoprompt("eval", f"sets=[{RUN / 'benchmark.jsonl'}]", "targets=[embedded]",
+                  f"refusal_judge.calibration={tmp_path / 'nope.json'}", f"hydra.run.dir={tmp_path / 'ev'}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "judge calibration file" in r.stderr.strip().splitlines()[-1]
 
 
 def _browser():

@@ -17,7 +17,7 @@ from rich.table import Table
 from evoprompt import metrics
 from evoprompt.errors import UserError
 from evoprompt.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from evoprompt.fitness.refusal import CLASS_NAMES
+from evoprompt.fitness.refusal import CLASS_NAMES, judge_name
 from evoprompt.llm import Decoding
 from evoprompt.measure import measure_target, rate_row
 from evoprompt.presets import target_preset
@@ -85,7 +85,7 @@ def main(cfg, run_dir: Path) -> None:
     if rj.name == "llm":
         llm = roles.backend("refusal judge", typed(RoleConfig, target_preset(rj.model), "refusal_judge.model")
                             if rj.model else next(iter(targets.values())))
-    judge = roles.judge(rj.name, llm=llm, model=rj.model)
+    judge = roles.judge(rj.name, llm=llm, model=rj.model, calibration=rj.calibration)
     rows: list[dict] = []
 
     def add(set_, target, metric, value, lo=None, hi=None):
@@ -128,7 +128,8 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
     per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c.safety else [])
     lines = ["# evoprompt eval", "",
              f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt}; decoding: {asdict(c.decoding)}",
-             f"- refusal judge (CRR, classes): {c.refusal_judge.name}; PRR: anchored phrase detector; "
+             f"- refusal judge (CRR, classes): {judge_name(c.refusal_judge.name, c.refusal_judge.calibration)}; "
+             "PRR: anchored phrase detector; "
              "PRR-substring: the reference's 31 phrases anywhere",
              f"- verdicts: undetermined where the judge and the phrase detector disagree or the judge's p(refusal) lies in "
              f"{c.refusal_judge.band or 'no band'}; `CRR determined` leaves them out, `CRR undetermined as refusal` counts "

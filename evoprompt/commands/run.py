@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from evoprompt import __version__
 from evoprompt.fitness.filters import SeedCopyGuard
+from evoprompt.fitness.refusal import judge_name
 from evoprompt.fitness.scorer import Scorer
 from evoprompt.files import atomic_write_json
 from evoprompt.llm.embedded import EMBEDDED_LLM, named_identity
@@ -36,7 +37,7 @@ def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
                       target_system_prompt=first.system_prompt,
                       targets=[{"name": n, "model": named_identity(r.model), "backend": r.backend,
                                 "system_prompt": r.system_prompt} for n, r in pool] if len(pool) > 1 else None,
-                      rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=cfg.fitness.judge,
+                      rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=judge_name(cfg.fitness.judge, cfg.fitness.judge_calibration),
                       config_hash=config_hash, evoprompt_version=__version__)
 
 
@@ -56,7 +57,8 @@ def _search(cfg: RunConfig, roles: Roles, seeds, st, run_dir: Path, progress):
         roles.backend(role, getattr(cfg, role))
     embedder = roles.embedder()
     f, g, s = cfg.fitness, cfg.gate, cfg.search
-    judge = roles.judge(f.judge, phrases=f.phrases, llm=roles.backends["gate"], model=f.judge_model)
+    judge = roles.judge(f.judge, phrases=f.phrases, llm=roles.backends["gate"], model=f.judge_model,
+                        calibration=f.judge_calibration)
     scorer = Scorer(targets, judge, f, embedder)
     chooser = StrategyChooser(s.strategy, s.strategy_weights)
     texts = [x.text for x in seeds]

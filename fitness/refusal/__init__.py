@@ -47,3 +47,48 @@ def three_classes(judge, instructions, responses, refusal_p) -> list[int]:
         o = opens.refuses(y)
         out.append(1 if p >= 0.5 and o else 2 if p >= 0.5 or o else 0)
     return out
+
+
+class Calibrated:
+    """A judge whose refusal threshold was set on a target's own labelled answers (`judge-calibrate save=`):
+    p(refusal) is mapped piecewise linearly so that the calibrated threshold reads as 0.5, so every rate and
+    decision downstream (fitness, export, eval) uses it without knowing. Other attributes are the judge's own."""
+
+    def __init__(self, inner: RefusalJudge, threshold: float, source: str):
+        self.inner, self.threshold, self.source = inner, float(threshold), source
+
+    def prob(self, instructions, responses) -> list[float]:
+        t = min(max(self.threshold, 1e-6), 1 - 1e-6)
+        return [0.5 * p / t if p < t else 0.5 + 0.5 * (p - t) / (1 - t) for p in self.inner.prob(instructions, responses)]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def load_calibration(path: str, judge: str) -> dict:
+    """A judge_calibration.json written by `judge-calibrate save=`; it must be for the same judge."""
+    import json
+    from pathlib import Path
+
+    from evoprompt.errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"judge calibration file {p} does not exist (write one with judge-calibrate save=PATH)")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        threshold = float(d["threshold"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{p}: not a judge calibration (needs 'judge' and 'threshold'; written by judge-calibrate save=)") from None
+    if d.get("judge") != judge:
+        raise UserError(f"{p} calibrates judge '{d.get('judge')}', not '{judge}'")
+    if not 0 < threshold < 1:
+        raise UserError(f"{p}: threshold {threshold} is not in (0, 1)")
+    return d
+
+
+def judge_name(name: str, calibration: str | None) -> str:
+    """What a run's provenance and eval's report record: the judge, and the calibration it used if any."""
+    if not calibration:
+        return name
+    return f"{name} (threshold {load_calibration(calibration, name)['threshold']:.3f} from {calibration})"
