@@ -356,3 +356,55 @@ def test_run_with_a_dead_openai_target_stops_with_one_line(tmp_path):
     assert last.startswith("error: embedded at http://127.0.0.1:") and "gave up after 3 tries" in last, last
     assert "HTTP 503" in last and SENTINEL not in r.stderr + r.stdout
     assert _leaks(out, []) == []
+
+
+# ---------------------------------------------------------------- several endpoints
+def test_requests_go_to_the_endpoint_with_the_fewest_outstanding(tmp_path):
+    """A slow endpoint and a fast one, two requests in flight each: the fast one answers most; every answer
+    matches its question; the per-endpoint counts reach the usage table."""
+    from evoprompt.rundir.report import usage, usage_table
+
+    with FaultServer(always="slow", slow_s=0.3) as slow, FaultServer() as fast:
+        b = OpenAIBackend("embedded", base_urls=[slow.url, fast.url], supports_logprobs=True, max_concurrency=2,
+                          timeout=5.0, max_retries=2)
+        out = b.generate(chats(24), 1, DEC, seed=0)
+        assert answered(out, 24)
+        assert len(fast.requests) > 2 * len(slow.requests) > 0
+        counts = b.endpoint_usage()
+        assert counts[slow.url]["requests"] == len(slow.requests) and counts[fast.url]["failures"] == 0
+        table = "\n".join(usage_table(usage({"target": CachedBackend(b, None)})))
+        assert f"| target | {fast.url} | {len(fast.requests)} | 0 |" in table
+
+
+def test_a_dead_endpoint_is_taken_out_and_nothing_is_lost(tmp_path):
+    """One endpoint never answers (its server is gone): requests move to the live one, the dead one is left out
+    after DOWN_AFTER failures in a row, and each of the 16 questions gets exactly its own answer."""
+    from evoprompt.llm.openai_backend import DOWN_AFTER
+
+    dead = FaultServer()
+    dead_url = dead.url
+    dead.httpd.server_close()  # the port is closed: connections are refused
+    with FaultServer() as live:
+        b = OpenAIBackend("embedded", base_urls=[dead_url, live.url], supports_logprobs=True, max_concurrency=2,
+                          timeout=2.0, max_retries=3, backoff=0.01, max_backoff=0.05)
+        out = b.generate(chats(16), 1, DEC, seed=0)
+        assert answered(out, 16)
+        questions = [r["body"]["messages"][-1]["content"] for r in live.requests if "messages" in r["body"]]
+        assert sorted(questions) == sorted(f"question {i}" for i in range(16))  # none twice, none lost
+        counts = b.endpoint_usage()
+        assert counts[dead_url]["failures"] == counts[dead_url]["requests"] >= DOWN_AFTER
+        assert counts[dead_url]["taken_down"] == 1 and counts[dead_url]["requests"] <= DOWN_AFTER + 2
+
+
+def test_an_endpoint_killed_mid_stage_loses_nothing():
+    """Two endpoints; one is shut down after its first answers: the stage completes on the other."""
+    a, c = FaultServer(always="slow", slow_s=0.2), FaultServer()
+    with a, c:
+        b = OpenAIBackend("embedded", base_urls=[a.url, c.url], supports_logprobs=True, max_concurrency=1,
+                          timeout=2.0, max_retries=4, backoff=0.01, max_backoff=0.05)
+        killer = threading.Timer(0.3, lambda: (a.httpd.shutdown(), a.httpd.server_close()))
+        killer.start()
+        out = b.generate(chats(12), 1, DEC, seed=0)
+        killer.join()
+        assert answered(out, 12)
+        assert len(a.requests) >= 1 and b.endpoint_usage()[c.url]["requests"] >= 12 - len(a.requests)

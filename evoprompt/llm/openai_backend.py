@@ -1,11 +1,15 @@
 """Backend for any OpenAI-compatible server (vLLM's `api_server`, hosted APIs).
 
-Requests run concurrently in threads, spread round-robin over `base_urls`. Constructing the backend makes no
-network call: the clients are built on first use, and whether the server returns log-probs (unless given by
-`supports_logprobs`) is probed then.
+Requests run concurrently in threads, at most `max_concurrency` in flight per endpoint of `base_urls` (vLLM
+servers, data-parallel deployments, Ray Serve replicas, gateways). Each request goes to the healthy endpoint with
+the fewest requests outstanding (then the fewest sent), so a slow or busy endpoint gets less. An endpoint that
+fails `DOWN_AFTER` times in a row is left out for `COOL_DOWN` seconds (tried again only if every endpoint is
+down), and a retry always goes to another endpoint where there is one. Per endpoint, requests, failures and
+seconds are counted (`endpoint_usage`, in every usage table). Constructing the backend makes no network call: the
+clients are built on first use, and whether the server returns log-probs (unless given by `supports_logprobs`)
+is probed then.
 
-Faults are retried a bounded number of times (`max_retries`), each retry on the next endpoint of the rotation,
-after an exponential backoff (`backoff` * 2**attempt, jittered, at most `max_backoff` seconds): HTTP 5xx, 408,
+Faults are retried a bounded number of times (`max_retries`), after an exponential backoff (`backoff` * 2**attempt, jittered, at most `max_backoff` seconds): HTTP 5xx, 408,
 429 (waiting what its Retry-After asks, capped at `max_backoff`), dropped connections, read timeouts
 (`timeout`), and answers that cannot be read (not JSON, no choices, log-probs missing though asked for; these at
 most `max_malformed` times, so a server that never sends them fails fast). Other HTTP errors (400, 401, 404, ...)
@@ -18,7 +22,6 @@ way the server does)."""
 from __future__ import annotations
 
 import email.utils
-import itertools
 import json
 import logging
 import os
@@ -35,6 +38,8 @@ from evoprompt.llm.embedded import EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
 
 log = logging.getLogger("evoprompt.openai")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+DOWN_AFTER = 3     # consecutive failures that take an endpoint out of the rotation
+COOL_DOWN = 30.0   # seconds it stays out
 
 
 class Malformed(Exception):
@@ -93,7 +98,11 @@ class OpenAIBackend:
         self._supports_logprobs = supports_logprobs
         self._clients = None
         self._clients_lock = threading.Lock()
-        self._turn = itertools.count()
+        self._sched = threading.Condition()
+        self._outstanding = [0] * len(self.urls)
+        self._failed_in_row = [0] * len(self.urls)
+        self._down_until = [0.0] * len(self.urls)
+        self._stats = [{"requests": 0, "failures": 0, "seconds": 0.0, "taken_down": 0} for _ in self.urls]
         self._tok = None
         self._tok_lock = threading.Lock()
 
@@ -123,20 +132,63 @@ class OpenAIBackend:
         url = self.urls[k] or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         return f"{self.model_id} at {safe_url(url)}"
 
+    # ---- endpoints: least outstanding requests, health, counts
+    def _acquire(self, avoid: int | None) -> int:
+        """A slot on the healthy endpoint with the fewest requests in flight: endpoints other than `avoid` (the one
+        that just failed) first, healthy ones first; it waits for a slot of those rather than fall back."""
+        every = range(len(self.urls))
+        with self._sched:
+            while True:
+                now = time.monotonic()
+                up = [k for k in every if self._down_until[k] <= now]
+                chosen = [k for k in up if k != avoid] or up or [k for k in every if k != avoid] or list(every)
+                pool = [k for k in chosen if self._outstanding[k] < self.max_concurrency]
+                if pool:
+                    k = min(pool, key=lambda k: (self._outstanding[k], self._stats[k]["requests"], k))
+                    self._outstanding[k] += 1
+                    self._stats[k]["requests"] += 1
+                    return k
+                self._sched.wait(0.05)
+
+    def _release(self, k: int, ok: bool, seconds: float) -> None:
+        with self._sched:
+            self._outstanding[k] -= 1
+            s = self._stats[k]
+            s["seconds"] += seconds
+            if ok:
+                self._failed_in_row[k] = 0
+            else:
+                s["failures"] += 1
+                self._failed_in_row[k] += 1
+                if self._failed_in_row[k] >= DOWN_AFTER and self._down_until[k] <= time.monotonic():
+                    self._down_until[k] = time.monotonic() + COOL_DOWN
+                    s["taken_down"] += 1
+                    log.warning("%s", self._redact(f"{self._where(k)}: {self._failed_in_row[k]} failures in a row; "
+                                                   f"left out for {COOL_DOWN:g} s"))
+            self._sched.notify_all()
+
+    def endpoint_usage(self) -> dict:
+        """Per endpoint (credentials stripped): requests sent, failures, seconds spent, times taken out."""
+        with self._sched:
+            return {safe_url(self.urls[k] or "default"): {**s, "seconds": round(s["seconds"], 3)}
+                    for k, s in enumerate(self._stats)}
+
     # ---- requests with retries
     def _call(self, request: Callable, check: Callable | None = None):
-        """request(client) with bounded retries; check(response) raises Malformed for an unusable answer."""
+        """request(client) with bounded retries, each on another endpoint where there is one; check(response)
+        raises Malformed for an unusable answer."""
         import openai
 
-        malformed = 0
+        malformed, last = 0, None
         for attempt in range(self.max_retries + 1):
-            k = next(self._turn) % len(self.urls)
+            k = last = self._acquire(last)
             client = self.clients[k]
-            wait = None
+            wait, t0, ok = None, time.monotonic(), False
             try:
                 resp = request(client)
                 if check is not None:
                     check(resp)
+                ok = True
                 return resp
             except openai.APITimeoutError:
                 why = f"no answer within the {self.timeout:g} s timeout"
@@ -157,6 +209,8 @@ class OpenAIBackend:
                     raise BackendError(self._redact(f"{self._where(k)}: {why} ({malformed} times)")) from None
             except openai.APIError as e:
                 raise BackendError(self._redact(f"{self._where(k)}: {type(e).__name__}: {e}")) from None
+            finally:
+                self._release(k, ok, time.monotonic() - t0)
             if attempt == self.max_retries:
                 raise BackendError(self._redact(f"{self._where(k)}: gave up after {attempt + 1} tries; last: {why}"))
             if wait is None:
@@ -167,7 +221,7 @@ class OpenAIBackend:
             time.sleep(wait)
 
     def _map(self, fn: Callable, items: list) -> list:
-        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(items)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency * len(self.urls), len(items)))) as pool:
             return list(pool.map(fn, items))  # input order
 
     @staticmethod

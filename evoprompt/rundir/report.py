@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from evoprompt.files import atomic_savefig, atomic_write_text  # noqa: E402
+from evoprompt.llm.openai_backend import COOL_DOWN, DOWN_AFTER
 from evoprompt.records import RunInfo  # noqa: E402
 
 
@@ -57,7 +58,12 @@ def _row(*cells) -> str:
 
 def usage(backends: dict) -> dict:
     """Per role: the weights' precision (None: a server's) and what reached the model, cache hits apart."""
-    return {role: {"model": b.model_id, "precision": b.precision} | asdict(b.usage) for role, b in backends.items()}
+    out = {}
+    for role, b in backends.items():
+        endpoints = getattr(getattr(b, "inner", None), "endpoint_usage", None)
+        out[role] = {"model": b.model_id, "precision": b.precision} | asdict(b.usage) | (
+            {"endpoints": endpoints()} if endpoints else {})
+    return out
 
 
 _USAGE_COUNTS = ("model_calls", "prompts", "cache_hits", "samples", "generated_tokens", "scored_tokens")
@@ -74,8 +80,16 @@ def usage_rows(usage: dict) -> list[list]:
 def usage_table(usage: dict) -> list[str]:
     if not usage:
         return []
-    return (["## Model usage", "", USAGE_NOTE, "", _row(*USAGE_HEADER), _row(*["---"] * len(USAGE_HEADER))]
-            + [_row(*r) for r in usage_rows(usage)] + [""])
+    lines = (["## Model usage", "", USAGE_NOTE, "", _row(*USAGE_HEADER), _row(*["---"] * len(USAGE_HEADER))]
+             + [_row(*r) for r in usage_rows(usage)] + [""])
+    eps = [(role, url, e) for role, u in usage.items() for url, e in (u.get("endpoints") or {}).items()]
+    if eps:
+        lines += [f"Per endpoint of the OpenAI-compatible roles (requests include retries; taken out: times it failed "
+                  f"{DOWN_AFTER} times in a row and was left out for {COOL_DOWN:g} s):", "",
+                  _row("role", "endpoint", "requests", "failures", "seconds", "taken out"), _row(*["---"] * 6)]
+        lines += [_row(role, url, e["requests"], e["failures"], e["seconds"], e["taken_down"]) for role, url, e in eps]
+        lines.append("")
+    return lines
 
 
 def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: RunInfo, config_yaml: str,
