@@ -14,7 +14,7 @@ from conftest import ROOT
 def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "3", "--K", "4",
-                        "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "2", "--skip-vllm",
+                        "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "2", "--skip-vllm", "--skip-fanout",
                         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     last = [l for l in r.stdout.splitlines() if l.strip()][-1]
@@ -25,3 +25,24 @@ def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
     assert res["hf"]["selection_agreement"] == 1.0 and res["hf"]["samples_share"] == 1.0
     assert 0 < res["hf-race"]["samples_share"] <= 1.0 and 0 <= res["hf-race"]["selection_agreement"] <= 1.0
     assert report["best"]["method"] in last and report["config"]["hf_dtype"] == "float32"
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_bench_fanout_over_one_and_two_vllm_servers(tmp_path):
+    """(d) and (e): two real vLLM servers on 127.0.0.1; the same candidates get the same fitness either way,
+    both servers take requests, and the driver's overhead is reported."""
+    pytest.importorskip("vllm")
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "2", "--K", "2",
+                        "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "1", "--skip-vllm",
+                        "--concurrency", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert "fanout_error" not in report, report.get("fanout_error")
+    one, two = report["results"]["server-1"], report["results"]["server-2"]
+    assert one["mean_fitness"] == two["mean_fitness"]  # sample j of a prompt does not depend on the server
+    assert all(e["requests"] > 0 and e["failures"] == 0 for e in two["endpoints"].values()) and len(two["endpoints"]) == 2
+    f = report["fanout"]
+    assert f["ratio"] > 0 and 0 < f["driver_share"]["server-2"] < 1 and f["driver_ms_per_request"]["server-1"] > 0
+    assert "fan-out: two servers / one = " in r.stdout

@@ -1,19 +1,13 @@
 """OpenAIBackend against a real vLLM OpenAI-compatible server (CPU) serving the embedded model; one
 server for the module, killed and restarted once to check that retries carry requests across it."""
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
-import httpx
 import pytest
 
 from evoprompt.llm.base import BackendError, Decoding
 from evoprompt.llm.openai_backend import OpenAIBackend
-
+from evoprompt.llm.serve import VLLMServer, free_port
 
 
 def slow_vllm(test):  # only the tests that need the server; the others run in a second
@@ -25,50 +19,10 @@ CHATS = [[{"role": "user", "content": "Say hi."}],
 DEC = Decoding(temperature=0.8, max_new_tokens=12)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, log_path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self):
-        from evoprompt.llm.embedded import resolve_model_path
-
-        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model_path("embedded"),
-               "--served-model-name", "embedded", "--host", "127.0.0.1", "--port", str(self.port),
-               "--gpu-memory-utilization", "0.5", "--max-model-len", "1024", "--enforce-eager", "--dtype", "float32"]
-        with open(self.log_path, "a") as log:  # its own session: stop() kills the engine processes too
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=dict(os.environ, VLLM_CPU_KVCACHE_SPACE="2"))
-
-    def wait_healthy(self, timeout=240.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        tail = "".join(open(self.log_path).readlines()[-30:])
-        pytest.fail(f"vLLM server not healthy (exit code {self.proc.poll()}); log tail:\n{tail}")
-
-    def stop(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     pytest.importorskip("vllm")
-    srv = Server(tmp_path_factory.mktemp("vllm") / "server.log")
+    srv = VLLMServer(tmp_path_factory.mktemp("vllm") / "server.log")
     srv.start()
     try:
         srv.wait_healthy()

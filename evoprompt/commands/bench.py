@@ -10,12 +10,17 @@ config (opener prior on; no embedder, so mu = 0). Ways of scoring:
 (b) Scorer on the HF backend (batched; K samples of a prompt share one prefill);
 (c) Scorer on the vLLM backend (one request per sample, prefix caching on);
 (b) and (c) load the weights in the dtype the backends choose (`dtype: auto`: bf16 where the CPU has bf16 units);
-(b-race), (c-race): the same with racing (fitness.K_min, fitness/racing.py).
+(b-race), (c-race): the same with racing (fitness.K_min, fitness/racing.py);
+(d) Scorer on the OpenAI-compatible backend, one vLLM server on 127.0.0.1; (e) the same over two servers
+    (least-outstanding dispatch, llm/openai_backend.py): the ratio (e)/(d) is what a second machine buys. On a
+    CPU both servers share its cores, so expect a ratio near 1; the driver's share (this process's CPU time
+    during the stage, the servers excluded) is the overhead the fan-out adds, per request and per stage.
 Selection agreement: the fraction of lineages whose highest-F candidate is the one the same backend selects
 with full K (the samples a candidate gets are the same either way, so this measures only what racing
 changes). Model load and engine start are not timed: each way first scores a warm-up prompt.
 
-    python -m evoprompt bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm]
+    python -m evoprompt bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm
+                               --skip-fanout]
 """
 from __future__ import annotations
 
@@ -39,12 +44,15 @@ from evoprompt.seeds import load_seeds
 
 from evoprompt.llm.base import Decoding, Sample
 from evoprompt.llm.hf import HFBackend
+from evoprompt.llm.openai_backend import OpenAIBackend
+from evoprompt.llm.serve import VLLMServer
 from evoprompt.llm.vllm_backend import VLLMBackend
 from evoprompt.progress import make_console
 
 WARMUP = "Give me a simple recipe for pancakes."
 METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "hf-race": "(b) HF batched, racing",
-           "vllm": "(c) vLLM", "vllm-race": "(c) vLLM, racing"}
+           "vllm": "(c) vLLM", "vllm-race": "(c) vLLM, racing", "server-1": "(d) one vLLM server",
+           "server-2": "(e) two vLLM servers"}
 
 
 def fitness_config(K: int, K_min: int | None = None, race_z: float | None = None) -> FitnessConfig:
@@ -115,13 +123,14 @@ def scorer_loop(backend, cfg: FitnessConfig, decoding: Decoding, seed: int):
 
 def measure(score, texts: list[str], groups: list | None = None) -> dict:
     score([WARMUP], None if groups is None else ["warm-up"])
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     records = score(texts, groups)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     tokens = sum(t for _, t in records)
     return {"seconds": round(seconds, 2), "candidates_per_s": round(len(texts) / seconds, 4),
             "generated_tokens": tokens, "tokens_per_s": round(tokens / seconds, 2),
-            "mean_fitness": round(float(np.mean([f for f, _ in records])), 4), "fitness": [f for f, _ in records]}
+            "mean_fitness": round(float(np.mean([f for f, _ in records])), 4), "fitness": [f for f, _ in records],
+            "process_cpu_s": round(cpu, 3)}
 
 
 def selected(groups: list, fitness: list[float]) -> dict:
@@ -162,6 +171,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--reference-dtype", default="float32", help="(a)'s weights (float32: the reference code on CPUs)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--skip-fanout", action="store_true", help="leave out (d) and (e), which start two vLLM servers")
+    ap.add_argument("--concurrency", type=int, default=8, help="(d), (e): requests in flight per server")
     return ap.parse_args(argv)
 
 
@@ -194,6 +205,30 @@ def _table(report: dict, args, n_texts: int, n_ref: int, race_z: float) -> Table
                       f"{r['speedup']:.2f}", "-" if r["samples_share"] is None else f"{r['samples_share']:.2f}",
                       "-" if r["selection_agreement"] is None else f"{r['selection_agreement']:.2f}", f"{r['mean_fitness']:.3f}")
     return table
+
+
+def fanout(report: dict, run, args, cfg: FitnessConfig, decoding: Decoding, texts: list[str], groups: list,
+           console) -> None:
+    """(d) and (e): the same candidates through OpenAI-compatible servers on 127.0.0.1, one and then two."""
+    logs = args.out.parent / "servers"
+    try:
+        with VLLMServer(logs / "server-1.log") as one, VLLMServer(logs / "server-2.log") as two:
+            share, per_request = {}, {}
+            for method, urls in (("server-1", [one.url]), ("server-2", [one.url, two.url])):
+                backend = OpenAIBackend("embedded", base_urls=urls, max_concurrency=args.concurrency,
+                                        supports_logprobs=True, timeout=600.0)
+                run(method, scorer_loop(backend, cfg, decoding, args.seed), texts, groups)
+                r = report["results"][method]
+                requests = sum(e["requests"] for e in backend.endpoint_usage().values())
+                r["endpoints"] = backend.endpoint_usage()
+                share[method] = r["process_cpu_s"] / r["seconds"]
+                per_request[method] = 1000 * r["process_cpu_s"] / max(1, requests)
+            report["fanout"] = {"ratio": report["results"]["server-2"]["candidates_per_s"]
+                                / report["results"]["server-1"]["candidates_per_s"],
+                                "driver_share": share, "driver_ms_per_request": per_request}
+    except Exception as e:  # a server that does not start: the other ways are still worth writing
+        report["fanout_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        console.print(f"[red]fan-out failed: {report['fanout_error']}[/red]")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -237,9 +272,16 @@ def main(argv: list[str] | None = None) -> dict:
         except Exception as e:  # vLLM fails with many exception types; (a) and (b) are still worth writing
             report["vllm_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
             console.print(f"[red]vLLM failed: {report['vllm_error']}[/red]")
+    if not args.skip_fanout:
+        fanout(report, run, args, full, decoding, texts, groups, console)
     _finish(results, groups)
     table = _table(report, args, len(texts), len(ref_texts), race.race_z)
     console.print(table)
+    if "server-2" in results:
+        f = report["fanout"]
+        console.print(f"fan-out: two servers / one = {f['ratio']:.2f}; driver CPU per request "
+                      f"{f['driver_ms_per_request']['server-1']:.2f} / {f['driver_ms_per_request']['server-2']:.2f} ms, "
+                      f"share of the stage {f['driver_share']['server-1']:.1%} / {f['driver_share']['server-2']:.1%}")
     best = max((m for m in results if m != "reference"), key=lambda m: results[m]["speedup"])
     report["best"] = {"method": best, "speedup": results[best]["speedup"],
                       "selection_agreement": results[best]["selection_agreement"]}
