@@ -112,3 +112,32 @@ def test_llama8b_gpt4o_preset_against_a_local_openai_compatible_server(tmp_path)
     assert usage["helper"]["endpoints"][s.url]["requests"] > 0
     assert _items(out) and (out / "sft.jsonl").read_text().strip()
     assert "sk-local-rehearsal" not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.rehearsal
+def test_ray_pool_of_two_engines_resends_a_dead_actors_shard():
+    """A local two-actor Ray cluster (vLLM's mp executor in each actor): a stage's batch is sharded over both;
+    after one actor is killed the same batch comes back complete and identical from the survivor."""
+    ray = pytest.importorskip("ray")
+    import signal
+
+    from evoprompt.llm.base import Decoding
+    from evoprompt.llm.ray_pool import RayPoolBackend
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        pool = RayPoolBackend("embedded", actors=2, dtype="float32", max_model_len=1024)
+        chats = [[{"role": "user", "content": f"Say something about the number {i}."}] for i in range(6)]
+        dec = Decoding(0.8, 1.0, 12)
+        before = pool.generate(chats, 2, dec, 0)
+        assert len(before) == 6 and all(len(x) == 2 for x in before) and pool.usage["shards"] == 2
+        assert len(pool.score(chats[:3], ["Hi", "Hello there", "No"])) == 3
+        os.kill(pool.pids[0], signal.SIGKILL)
+        after = pool.generate(chats, 2, dec, 0)
+        assert [[s.text for s in x] for x in after] == [[s.text for s in x] for x in before]
+        u = pool.pool_usage()
+        assert u["lost_actors"] == 1 and u["resent"] == 1 and u["live_actors"] == 1
+    finally:
+        ray.shutdown()

@@ -9,7 +9,7 @@ from evoprompt.llm.base import Backend, BackendError, Chat, Decoding, Sample, co
 
 # name -> module:class; modules import their heavy libraries (torch, vllm, openai) only when constructed
 BACKENDS: dict[str, str] = {"hf": "hf:HFBackend", "vllm": "vllm_backend:VLLMBackend",
-                            "openai": "openai_backend:OpenAIBackend"}
+                            "openai": "openai_backend:OpenAIBackend", "ray": "ray_pool:RayPoolBackend"}
 
 
 def backend_class(name: str) -> type:
