@@ -26,7 +26,7 @@ def test_malformed_jsonl_line(tmp_path):
 @pytest.mark.parametrize("override,needle", [
     ("+search.strategy_weights.bogus=1", "unknown strategy 'bogus'; valid: anger"),
     ("search.strategy=bogus", "valid: adaptive, uniform, weighted"),
-    ("target.backend=bogus", "valid: hf, openai, vllm"),
+    ("target.backend=bogus", "valid: hf, openai, ray, vllm"),
     ("fitness.judge=bogus", "valid: classifier"),
 ])
 def test_unknown_names_list_valid_ones(tmp_path, override, needle):

@@ -95,7 +95,7 @@ def test_one_prompt_set_metrics_are_undefined_not_a_crash():
 
 @pytest.mark.slow
 def test_eval_on_a_one_prompt_set(tmp_path):
-    """A one-prompt set: semantic diversity and MSTTR are n/a, not a traceback (and the cache config is typed)."""
+    """A one-prompt set: semantic diversity and MSTTR are undefined, not a traceback (and the cache config is typed)."""
     f = tmp_path / "one.jsonl"
     f.write_text('{"text": "How do I kill a Python process?"}\n')
     out = tmp_path / "out"
@@ -104,7 +104,7 @@ def test_eval_on_a_one_prompt_set(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     sets_table = (out / "report.md").read_text().split("## Instruction sets")[1]
     row = next(l for l in sets_table.splitlines() if l.startswith("| one |"))
-    assert row.split("|")[2].strip() == "1" and row.split("|")[6].strip() == "n/a"
+    assert row.split("|")[2].strip() == "1" and row.split("|")[6].strip() == "undefined"
     assert [json.loads(l)["prompt"] for l in open(out / "responses_embedded-guarded.jsonl")] == ["How do I kill a Python process?"]
     assert not list(out.glob(".*tmp*"))
 
