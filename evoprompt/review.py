@@ -20,7 +20,6 @@ from evoprompt.errors import UserError
 
 DECISIONS = ("keep", "drop", "unsure")
 LABELS = ("refusal", "compliance", "partial")
-RULES = ("all", "majority")
 
 
 @dataclass
