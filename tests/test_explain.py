@@ -75,3 +75,38 @@ def test_a_real_explain_run_writes_every_output_and_its_page_renders(tmp_path):
                               "--dump-dom", (out / "explain.html").as_uri()], capture_output=True, text=True,
                              timeout=120).stdout
         assert dom.count('class="w"') == sum(len(x["words"]) for x in rows) and "<tbody>" in dom
+    review_in_the_browser(out / "explain.html", [x["id"] for x in rows], tmp_path)
+
+
+def review_in_the_browser(page_path, ids: list[str], tmp_path) -> None:
+    """explain.html's review mode: drop the first prompt by key with a reason, keep the second by click, save."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chrome is None:
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chrome, args=["--no-sandbox"])
+        page = browser.new_page(accept_downloads=True)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        page.fill("#reviewer", "bo")
+        page.keyboard.press("Enter")
+        page.keyboard.press("d")
+        page.keyboard.press("r")
+        page.keyboard.type("not a prompt anyone would refuse")
+        page.keyboard.press("Enter")
+        page.query_selector_all(".item[data-id]")[1].query_selector("button[data-decision='keep']").click()
+        assert page.inner_text("#review-progress").startswith(f"2 / {len(set(ids))} items reviewed (keep 1, drop 1")
+        with page.expect_download() as download:
+            page.keyboard.press("s")
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        browser.close()
+    assert not errors and saved.name == "review-bo.jsonl"
+    got = [json.loads(x) for x in saved.read_text().splitlines()]
+    assert [(r["id"], r["decision"], r["reason"]) for r in got] == [
+        (ids[0], "drop", "not a prompt anyone would refuse"), (ids[1], "keep", "")]

@@ -28,8 +28,9 @@ from evoprompt.schema import ExplainConfig, RoleConfig, target_pool, typed
 from evoprompt.seeds import load_seeds
 
 
-def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str]]], list[tuple[str, RoleConfig]]]:
-    """{set: [(text, category, gold focus)]} and the targets; run=DIR gives its items, its seeds and its target."""
+def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str, str]]], list[tuple[str, RoleConfig]]]:
+    """{set: [(id, text, category, gold focus)]} and the targets; run=DIR gives its items, its seeds and its target.
+    The ids are the items' (benchmark.jsonl) and the prompts' own, so a review saved from explain.html names them."""
     if c.run:
         from evoprompt.rundir.reader import load_run
 
@@ -39,8 +40,8 @@ def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str]]]
         run = load_run(run_dir)
         if not run.benchmark:
             raise UserError(f"run={c.run}: the run exported no items")
-        seeds = {b.seed.id: (b.seed.text, b.category or "", "") for b in run.benchmark}
-        sets = {"items": [(b.text, b.category or "", "") for b in run.benchmark][:c.limit],
+        seeds = {b.seed.id: (b.seed.id, b.seed.text, b.category or "", "") for b in run.benchmark}
+        sets = {"items": [(b.id, b.text, b.category or "", "") for b in run.benchmark][:c.limit],
                 "seeds": list(seeds.values())[:c.limit]}
         target = run.config.get("target")  # as run.json resolved it: the backend's own keys under `engine`
         target = target and {k: v for k, v in target.items() if k != "engine"} | (target.get("engine") or {})
@@ -58,7 +59,7 @@ def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str]]]
         seeds = load_seeds(p, "auto", c.text_column, c.limit, c.split)
         if not seeds:
             raise UserError(f"{p}: no prompts (split={c.split}, limit={c.limit})")
-        sets[set_name(p, taken)] = [(s.text, s.category or "", focus.get(s.text.strip(), "")) for s in seeds]
+        sets[set_name(p, taken)] = [(s.id, s.text, s.category or "", focus.get(s.text.strip(), "")) for s in seeds]
     return sets, targets
 
 
@@ -104,16 +105,16 @@ def main(cfg, run_dir: Path) -> None:
 
         score = refusal_score(backend, chat, c.score, c.openers, judge=judge, K=c.K,
                               decoding=Decoding(d.temperature, d.top_p, d.max_new_tokens), seed=c.seed)
-        flat = [(s, t, cat, f) for s, items in sets.items() for t, cat, f in items]
-        texts = [t for _, t, _, _ in flat]
+        flat = [(s, i, t, cat, f) for s, items in sets.items() for i, t, cat, f in items]
+        texts = [t for _, _, t, _, _ in flat]
         for method in c.methods:
             console.print(f"[bold]{tname}[/] {method}: {len(texts)} prompts, "
                           f"{sum(len(t.split()) for t in texts)} words")
             attrs = attribute(method, texts, backend, chat, score, c)
             after_top, after_random = deletion_test(attrs, score, c)
             full = score(texts) if method != "occlusion" else [a.score for a in attrs]
-            for (s, t, cat, f), a, q, top_q, rand_q in zip(flat, attrs, full, after_top, after_random):
-                rows.append({"set": s, "target": tname, "method": method, "score_kind": c.score, "text": t,
+            for (s, i, t, cat, f), a, q, top_q, rand_q in zip(flat, attrs, full, after_top, after_random):
+                rows.append({"set": s, "id": i, "target": tname, "method": method, "score_kind": c.score, "text": t,
                              "category": cat, "focus": f, "words": a.words,
                              "attributions": [round(x, 6) for x in a.attributions],
                              "top": [a.words[i] for i in a.top(c.top_k)], "score": q, "score_without_top": top_q,
@@ -204,7 +205,7 @@ def write_report(run_dir: Path, rows: list[dict], summary: dict, c: ExplainConfi
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(run_dir / "usage.json", model_usage, indent=1)
     plot_triggers(summary, run_dir / "triggers.png")
-    atomic_write_text(run_dir / "explain.html", page(rows, summary))
+    atomic_write_text(run_dir / "explain.html", page(rows, summary, f"explain:{run_dir.name}"))
     for g in summary["groups"]:
         top = ", ".join(e["word"] for e in g["lexicon"][:8])
         console.print(f"{g['set']} / {g['target']} / {g['method']}: deletion gain {_ci(g['deletion']['difference'])}"
@@ -244,19 +245,26 @@ rows.forEach(r=>t.tBodies[0].appendChild(r))}
 """
 
 
-def page(rows: list[dict], summary: dict) -> str:
-    """explain.html: every prompt as a heat-mapped sentence in a table sortable by any column; no external file."""
+def page(rows: list[dict], summary: dict, review_key: str) -> str:
+    """explain.html: every prompt as a heat-mapped sentence in a table sortable by any column, with the review mode
+    of report.html (keep / drop / unsure per prompt id); no external file."""
     import html
 
-    body = []
+    from evoprompt.rundir import review_mode
+
+    body, prompts = [], {}
     for r in rows:
         drop = r["score"] - r["score_without_top"]
-        body.append(f"<tr><td>{html.escape(r['set'])}</td><td>{html.escape(r['target'])}</td>"
+        key = r["id"] if prompts.get(r["id"], r)["text"] == r["text"] else f"{r['set']}:{r['id']}"  # two sets, one id
+        prompts.setdefault(key, {"id": key, "text": r["text"], "samples": []})
+        body.append(f"<tr class='item' data-id='{html.escape(key)}'><td>{html.escape(r['set'])}</td>"
+                    f"<td>{html.escape(r['target'])}</td>"
                     f"<td>{html.escape(r['method'])}</td><td data-v='{r['score']:.6f}'>{r['score']:.3f}</td>"
                     f"<td data-v='{drop:.6f}'>{drop:+.3f}</td><td>{html.escape(', '.join(r['top']))}</td>"
                     f"<td>{html.escape(r.get('focus') or '')}</td>"
-                    f"<td>{ex.heat(r['words'], r['attributions'])}</td></tr>")
-    heads = ["set", "target", "method", "refusal score", "drop without top", "top words", "gold focus", "prompt"]
+                    f"<td>{ex.heat(r['words'], r['attributions'])}</td><td>{review_mode.item_controls()}</td></tr>")
+    heads = ["set", "target", "method", "refusal score", "drop without top", "top words", "gold focus", "prompt",
+             "review"]
     lex = []
     for g in summary["groups"]:
         lex.append(f"<h3>{html.escape(g['set'])} / {html.escape(g['target'])} ({html.escape(g['method'])})</h3><ol>"
@@ -265,12 +273,14 @@ def page(rows: list[dict], summary: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>evoprompt explain</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em}}
 table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ddd;padding:.25em .5em;vertical-align:top}}
-th{{background:#f3f3f3;cursor:pointer}}{ex.HEAT_CSS}.lex{{display:flex;flex-wrap:wrap;gap:2em}}</style>
+th{{background:#f3f3f3;cursor:pointer}}{ex.HEAT_CSS}.lex{{display:flex;flex-wrap:wrap;gap:2em}}{review_mode.CSS}</style>
 <script>{PAGE_JS}</script></head><body>
 <h1>evoprompt explain</h1>
 <p>Red words raise the target's refusal score, blue words lower it (hover for the value). Click a column to sort.</p>
+{review_mode.bar(len(prompts))}
 <table id="prompts"><thead><tr>{''.join(f'<th onclick="sortBy(this)">{h}</th>' for h in heads)}</tr></thead>
 <tbody>{''.join(body)}</tbody></table>
 <h2>Trigger lexicons</h2><div class="lex">{''.join(lex)}</div>
+{review_mode.script(review_key, list(prompts.values()))}
 </body></html>
 """

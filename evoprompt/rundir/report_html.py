@@ -249,7 +249,7 @@ def render(run: Run) -> str:
 {items}
 <h2>Gate rejections</h2>
 {_rejected(run)}
-{review_mode.script(f"{prov.config_hash}:{run.path.name}", run.benchmark)}
+{review_mode.script(f"{prov.config_hash}:{run.path.name}", review_mode.entries(run.benchmark))}
 </body></html>
 """
 

@@ -1,5 +1,6 @@
-"""report.html's review mode: a person marks each item keep / drop / unsure (with a reason) and each sampled
-response refusal / compliance / partial, by clicks or keys, and saves `review-<reviewer>.jsonl` with a button.
+"""The review mode of report.html and explain.html: a person marks each item keep / drop / unsure (with a reason)
+and each sampled response refusal / compliance / partial, by clicks or keys, and saves `review-<reviewer>.jsonl`
+with a button. In explain.html a prompt has one row per target and method; its rows share one decision.
 
 No server: the labels live in the page and in the browser's localStorage (keyed by the run's config hash and
 folder, so reopening the file keeps them), and the file is written by the browser's download. The rows are what
@@ -29,6 +30,7 @@ const data = JSON.parse(document.getElementById('review-data').textContent);
 const store = 'evoprompt-review:' + data.run;
 let st = JSON.parse(localStorage.getItem(store) || '{"reviewer":"","items":{},"responses":{}}');
 const items = [...document.querySelectorAll('.item[data-id]')];
+const total = new Set(items.map(el => el.dataset.id)).size;
 let cur = 0, resp = 0;
 const save = () => localStorage.setItem(store, JSON.stringify(st));
 function paint(){
@@ -44,7 +46,7 @@ function paint(){
   }
   const dec = Object.values(st.items).filter(r => r.decision);
   const n = k => dec.filter(r => r.decision === k).length;
-  document.getElementById('review-progress').textContent = `${dec.length} / ${items.length} items reviewed ` +
+  document.getElementById('review-progress').textContent = `${dec.length} / ${total} items reviewed ` +
     `(keep ${n('keep')}, drop ${n('drop')}, unsure ${n('unsure')}) · ${Object.keys(st.responses).length} responses labelled`;
   document.getElementById('reviewer').value = st.reviewer;
 }
@@ -133,11 +135,15 @@ def response_controls() -> str:
                                          for x in LABELS) + "</span>"
 
 
-def script(run_key: str, items: list[BenchmarkItem]) -> str:
-    """The review data (ids, prompts, responses: what a saved row needs) and the review script."""
-    data = {"run": run_key, "items": [{"id": b.id, "text": b.text,
-                                       "samples": [{"target": s.target, "text": s.text} for s in b.score.samples]}
-                                      for b in items]}
+def entries(items: list[BenchmarkItem]) -> list[dict]:
+    """What a saved row needs of each item: its id, its prompt and its sampled responses."""
+    return [{"id": b.id, "text": b.text, "samples": [{"target": s.target, "text": s.text} for s in b.score.samples]}
+            for b in items]
+
+
+def script(run_key: str, items: list[dict]) -> str:
+    """The review data (entries(), or the same shape) and the review script."""
+    data = {"run": run_key, "items": items}
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     js = (JS.replace("%(decisions)s", json.dumps({KEYS[d]: d for d in DECISIONS}))
           .replace("%(labels)s", json.dumps({KEYS[x]: x for x in LABELS})))
