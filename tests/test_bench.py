@@ -14,7 +14,7 @@ from conftest import ROOT
 def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "3", "--K", "4",
-                        "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "2", "--skip-vllm", "--skip-fanout",
+                        "--K-min", "1", "--max-new-tokens", "6", "--reference-candidates", "2", "--skip-vllm", "--skip-fanout", "--skip-ray",
                         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     last = [l for l in r.stdout.splitlines() if l.strip()][-1]
@@ -31,7 +31,7 @@ def test_bench_writes_every_method_and_ends_with_the_best_line(tmp_path):
 @pytest.mark.vllm
 def test_bench_fanout_over_one_and_two_vllm_servers(tmp_path):
     """(d) and (e): two real vLLM servers on 127.0.0.1; the same candidates get the same fitness either way,
-    both servers take requests, and the driver's overhead is reported."""
+    both servers take requests, and the driver's overhead is reported. (f): a Ray pool of two engines."""
     pytest.importorskip("vllm")
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "evoprompt", "bench", "--lineages", "2", "--per-lineage", "2", "--K", "2",
@@ -46,3 +46,8 @@ def test_bench_fanout_over_one_and_two_vllm_servers(tmp_path):
     f = report["fanout"]
     assert f["ratio"] > 0 and 0 < f["driver_share"]["server-2"] < 1 and f["driver_ms_per_request"]["server-1"] > 0
     assert "fan-out: two servers / one = " in r.stdout
+    pool = report["results"]["ray-2"]  # (f): two engines as actors of a local Ray cluster
+    assert "ray_error" not in report, report.get("ray_error")
+    assert pool["pool"]["actors"] == 2 and pool["pool"]["resent"] == 0 and pool["pool"]["shards"] >= 2
+    assert f["ray_ratio"] > 0 and 0 < f["driver_share"]["ray-2"] < 1
+    assert "fan-out: Ray pool of two / one engine = " in r.stdout

@@ -14,13 +14,15 @@ config (opener prior on; no embedder, so mu = 0). Ways of scoring:
 (d) Scorer on the OpenAI-compatible backend, one vLLM server on 127.0.0.1; (e) the same over two servers
     (least-outstanding dispatch, llm/openai_backend.py): the ratio (e)/(d) is what a second machine buys. On a
     CPU both servers share its cores, so expect a ratio near 1; the driver's share (this process's CPU time
-    during the stage, the servers excluded) is the overhead the fan-out adds, per request and per stage.
+    during the stage, the servers excluded) is the overhead the fan-out adds, per request and per stage;
+(f) Scorer on the Ray pool backend (llm/ray_pool.py): two vLLM engines as actors of a local Ray cluster, one
+    shard of each call per actor (float32, as the servers); its ratio is to one engine, (d) (or (c) without it).
 Selection agreement: the fraction of lineages whose highest-F candidate is the one the same backend selects
 with full K (the samples a candidate gets are the same either way, so this measures only what racing
 changes). Model load and engine start are not timed: each way first scores a warm-up prompt.
 
     python -m evoprompt bench [--lineages 8 --per-lineage 6 --K 10 --K-min 2 --max-new-tokens 48 --skip-vllm
-                               --skip-fanout]
+                               --skip-fanout --skip-ray]
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ from evoprompt.progress import make_console
 WARMUP = "Give me a simple recipe for pancakes."
 METHODS = {"reference": "(a) reference loop", "hf": "(b) HF batched", "hf-race": "(b) HF batched, racing",
            "vllm": "(c) vLLM", "vllm-race": "(c) vLLM, racing", "server-1": "(d) one vLLM server",
-           "server-2": "(e) two vLLM servers"}
+           "server-2": "(e) two vLLM servers", "ray-2": "(f) Ray pool of two engines"}
 
 
 def fitness_config(K: int, K_min: int | None = None, race_z: float | None = None) -> FitnessConfig:
@@ -172,6 +174,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--skip-fanout", action="store_true", help="leave out (d) and (e), which start two vLLM servers")
+    ap.add_argument("--skip-ray", action="store_true", help="leave out (f), which starts a local Ray cluster")
     ap.add_argument("--concurrency", type=int, default=8, help="(d), (e): requests in flight per server")
     return ap.parse_args(argv)
 
@@ -223,12 +226,42 @@ def fanout(report: dict, run, args, cfg: FitnessConfig, decoding: Decoding, text
                 r["endpoints"] = backend.endpoint_usage()
                 share[method] = r["process_cpu_s"] / r["seconds"]
                 per_request[method] = 1000 * r["process_cpu_s"] / max(1, requests)
-            report["fanout"] = {"ratio": report["results"]["server-2"]["candidates_per_s"]
-                                / report["results"]["server-1"]["candidates_per_s"],
-                                "driver_share": share, "driver_ms_per_request": per_request}
+            f = report.setdefault("fanout", {"driver_share": {}, "driver_ms_per_request": {}})
+            f["ratio"] = report["results"]["server-2"]["candidates_per_s"] / report["results"]["server-1"]["candidates_per_s"]
+            f["driver_share"] |= share
+            f["driver_ms_per_request"] |= per_request
     except Exception as e:  # a server that does not start: the other ways are still worth writing
         report["fanout_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
         console.print(f"[red]fan-out failed: {report['fanout_error']}[/red]")
+
+
+def ray_fanout(report: dict, run, args, cfg: FitnessConfig, decoding: Decoding, texts: list[str], groups: list,
+               console) -> None:
+    """(f): the same candidates on a Ray pool of two engines; a request is one shard sent to one actor."""
+    try:
+        import ray
+
+        from evoprompt.llm.ray_pool import RayPoolBackend
+    except ImportError:
+        report["ray_error"] = "ray is not installed (pip install 'evoprompt[ray]')"
+        console.print(f"[red]{report['ray_error']}[/red]")
+        return
+    ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+    try:
+        pool = RayPoolBackend("embedded", actors=2, dtype="float32", max_model_len=1024)
+        run("ray-2", scorer_loop(pool, cfg, decoding, args.seed), texts, groups)
+        r = report["results"]["ray-2"]
+        r["pool"] = pool.pool_usage()
+        one = report["results"].get("server-1") or report["results"].get("vllm")
+        f = report.setdefault("fanout", {"driver_share": {}, "driver_ms_per_request": {}})
+        f["ray_ratio"] = r["candidates_per_s"] / one["candidates_per_s"] if one else None
+        f["driver_share"]["ray-2"] = r["process_cpu_s"] / r["seconds"]
+        f["driver_ms_per_request"]["ray-2"] = 1000 * r["process_cpu_s"] / max(1, r["pool"]["shards"])
+    except Exception as e:  # noqa: BLE001 (an actor that cannot start: the other ways are still worth writing)
+        report["ray_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        console.print(f"[red]Ray pool failed: {report['ray_error']}[/red]")
+    finally:
+        ray.shutdown()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -274,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
             console.print(f"[red]vLLM failed: {report['vllm_error']}[/red]")
     if not args.skip_fanout:
         fanout(report, run, args, full, decoding, texts, groups, console)
+    if not args.skip_ray:
+        ray_fanout(report, run, args, full, decoding, texts, groups, console)
     _finish(results, groups)
     table = _table(report, args, len(texts), len(ref_texts), race.race_z)
     console.print(table)
@@ -282,6 +317,11 @@ def main(argv: list[str] | None = None) -> dict:
         console.print(f"fan-out: two servers / one = {f['ratio']:.2f}; driver CPU per request "
                       f"{f['driver_ms_per_request']['server-1']:.2f} / {f['driver_ms_per_request']['server-2']:.2f} ms, "
                       f"share of the stage {f['driver_share']['server-1']:.1%} / {f['driver_share']['server-2']:.1%}")
+    if "ray-2" in results:
+        f = report["fanout"]
+        ratio = "-" if f["ray_ratio"] is None else f"{f['ray_ratio']:.2f}"
+        console.print(f"fan-out: Ray pool of two / one engine = {ratio}; driver CPU per shard "
+                      f"{f['driver_ms_per_request']['ray-2']:.2f} ms, share of the stage {f['driver_share']['ray-2']:.1%}")
     best = max((m for m in results if m != "reference"), key=lambda m: results[m]["speedup"])
     report["best"] = {"method": best, "speedup": results[best]["speedup"],
                       "selection_agreement": results[best]["selection_agreement"]}
