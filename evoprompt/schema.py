@@ -289,7 +289,9 @@ class ExplainConfig(PromptSetsConfig):
     system_prompt: str | None = opt(None, help="null: none (a target's own system_prompt wins); or its text")
     methods: list[str] = opt(
         factory=lambda: ["occlusion"], help="occlusion (any target with log-probs) | saliency (gradient x input of the "
-                                            "first refusal opener; hf targets)")
+                                            "first refusal opener; hf targets) | captum-ablation, captum-shapley, "
+                                            "captum-ig (captum's LLMAttribution / LLMGradientAttribution; hf targets, "
+                                            "pip install 'evoprompt[captum]')")
     score: Literal["opener", "contrast", "sampled"] = opt(
         "opener", help="occlusion's refusal score: opener = q(x), the fitness's exact refusal-opener probability; "
                        "contrast = log q(x) - log p(compliance opener); sampled = the judge's mean over K samples")

@@ -9,6 +9,13 @@ variants of all instructions go to the target in one batched call, so explaining
 saliency: the paper's analysis, gradient x input of log p(first refusal opener | x) at each prompt token,
 summed over a word's tokens; HF targets only (it needs the weights), labelled as gradient saliency.
 
+captum-ablation, captum-shapley, captum-ig (`pip install 'evoprompt[captum]'`, HF targets): captum's LLMAttribution
+with FeatureAblation (each word removed) or ShapleyValueSampling over the words, and LLMGradientAttribution with
+LayerIntegratedGradients on the input embeddings (per token, summed per word), all on log p(first refusal opener
+| x) under the target's chat template. captum runs its own forward passes (not the backend's batched calls, so
+not in the usage table): words + 1 per prompt for ablation, `SHAPLEY_SAMPLES` x (words + 1) for Shapley,
+`IG_STEPS` for integrated gradients.
+
 Words are whitespace tokens with their punctuation, so the attributions line up with the text as written."""
 from __future__ import annotations
 
@@ -96,10 +103,7 @@ def occlusion(texts: list[str], score: Callable[[list[str]], list[float]], basel
 
 def saliency(texts: list[str], backend, chat: Callable[[str], Chat], opener: str) -> list[Attribution]:
     """Gradient x input of log p(opener | x) on the prompt's token embeddings, summed per word (HF targets)."""
-    inner = getattr(backend, "inner", backend)
-    if not hasattr(inner, "model") or not hasattr(inner, "prompt_ids"):
-        raise UserError(f"method=saliency needs the target's weights (an hf backend); {backend.model_id} has none "
-                        "here; use method=occlusion")
+    inner = _weights(backend, "saliency")
     import torch
 
     model, tok = inner.model, inner.tok
@@ -116,18 +120,75 @@ def saliency(texts: list[str], backend, chat: Callable[[str], Chat], opener: str
         total = logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum()
         total.backward()
         per_token = (emb.grad[0] * emb[0]).sum(-1).detach().cpu().tolist()[:len(prompt)]
-        start = templated.rfind(text)
-        ws, spans, at = words(text), [], 0
-        for w in ws:
-            at = text.index(w, at)
-            spans.append((start + at, start + at + len(w)))
-            at += len(w)
-        scores = [sum(g for g, (a, b) in zip(per_token, enc["offset_mapping"]) if a < e and b > s) for s, e in spans]
-        out.append(Attribution(ws, scores, math.exp(total.item())))
+        ws = words(text)
+        out.append(Attribution(ws, per_word(per_token, enc["offset_mapping"], templated, text), math.exp(total.item())))
     return out
 
 
-METHODS = ("occlusion", "saliency")
+def _weights(backend, method: str):
+    inner = getattr(backend, "inner", backend)
+    if not hasattr(inner, "model") or not hasattr(inner, "prompt_ids"):
+        raise UserError(f"method={method} needs the target's weights (an hf backend); {backend.model_id} has none "
+                        "here; use method=occlusion")
+    return inner
+
+
+def per_word(per_token: list[float], offsets, templated: str, text: str) -> list[float]:
+    """Token scores of the templated prompt summed over each word of `text` (by character offsets)."""
+    start = templated.rfind(text)
+    spans, at = [], 0
+    for w in words(text):
+        at = text.index(w, at)
+        spans.append((start + at, start + at + len(w)))
+        at += len(w)
+    return [sum(g for g, (a, b) in zip(per_token, offsets) if a < e and b > s) for s, e in spans]
+
+
+SHAPLEY_SAMPLES = 4
+IG_STEPS = 8
+
+
+def captum(texts: list[str], backend, chat: Callable[[str], Chat], opener: str, method: str) -> list[Attribution]:
+    """captum's attributions of log p(opener | x), per word (see the module's docstring)."""
+    inner = _weights(backend, method)
+    try:
+        from captum.attr import (FeatureAblation, LayerIntegratedGradients, LLMAttribution, LLMGradientAttribution,
+                                 ShapleyValueSampling, TextTemplateInput, TextTokenInput)
+    except ImportError:
+        raise UserError(f"method={method} needs captum: pip install 'evoprompt[captum]'") from None
+    import torch
+
+    model, tok = inner.model, inner.tok
+    out = []
+    for text in texts:
+        templated = tok.apply_chat_template(chat(text), add_generation_prompt=True, tokenize=False)
+        ws = words(text)
+        if method == "captum-ig":
+            lig = LLMGradientAttribution(LayerIntegratedGradients(model, model.get_input_embeddings()), tok)
+            res = lig.attribute(TextTokenInput(templated, tok), target=opener, n_steps=IG_STEPS)
+            enc = tok(templated, return_offsets_mapping=True)
+            scores = per_word(res.seq_attr.float().tolist(), enc["offset_mapping"], templated, text)
+        else:
+            start = templated.rfind(text)
+            escape = lambda x: x.replace("{", "{{").replace("}", "}}")  # noqa: E731 (str.format's braces)
+            template = escape(templated[:start]) + " ".join("{}" for _ in ws) + escape(templated[start + len(text):])
+            algo = FeatureAblation(model) if method == "captum-ablation" else ShapleyValueSampling(model)
+            extra = {"n_samples": SHAPLEY_SAMPLES} if method == "captum-shapley" else {}
+            extra["forward_in_tokens"] = False  # one teacher-forced pass per perturbation, not one per target token
+            res = LLMAttribution(algo, tok).attribute(TextTemplateInput(template, values=ws, baselines=[""] * len(ws)),
+                                                      target=opener, **extra)
+            scores = res.seq_attr.float().tolist()
+        prompt = tok(templated, add_special_tokens=False)["input_ids"]
+        target = tok(opener, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + target], device=inner.device)).logits[0].float()
+        logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
+        total = logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum().item()
+        out.append(Attribution(ws, scores, math.exp(total)))
+    return out
+
+
+METHODS = ("occlusion", "saliency", "captum-ablation", "captum-shapley", "captum-ig")
 
 
 def random_drops(attrs: list[Attribution], k: int, trials: int, seed: int) -> list[list[set[int]]]:

@@ -18,7 +18,7 @@ from evoprompt import explanations as ex
 from evoprompt.commands.eval import set_name
 from evoprompt.errors import UserError, unknown
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from evoprompt.fitness.attribution import METHODS, occlusion, random_drops, refusal_score, saliency, without
+from evoprompt.fitness.attribution import METHODS, captum, occlusion, random_drops, refusal_score, saliency, without
 from evoprompt.llm import Decoding
 from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
@@ -66,7 +66,9 @@ def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str, s
 def attribute(method: str, texts: list[str], backend, chat, score, c: ExplainConfig):
     if method == "occlusion":
         return occlusion(texts, score, c.baseline)
-    return saliency(texts, backend, chat, c.openers[0])
+    if method == "saliency":
+        return saliency(texts, backend, chat, c.openers[0])
+    return captum(texts, backend, chat, c.openers[0], method)
 
 
 def deletion_test(attrs, score, c: ExplainConfig) -> tuple[list[float], list[float]]:
