@@ -90,11 +90,12 @@ def build_folder(dest: Path, values: dict, tok, device: str, seed: int) -> Path:
 
 
 class GpuMemory(threading.Thread):
-    """Peak memory per GPU process, by nvidia-smi every half second (vLLM runs each engine in its own process)."""
+    """Peak memory per GPU process, by nvidia-smi every half second (vLLM runs each engine in its own process, whose
+    pid its log lines name)."""
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.peak: dict[str, int] = {}  # pid -> MiB, in order of first appearance
+        self.peak: dict[str, int] = {}  # pid -> MiB
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -103,16 +104,8 @@ class GpuMemory(threading.Thread):
                                  capture_output=True, text=True).stdout
             for line in out.splitlines():
                 pid, _, mib = (v.strip() for v in line.partition(","))
-                if mib.isdigit() and self.engine(pid):
+                if mib.isdigit():
                     self.peak[pid] = max(self.peak.get(pid, 0), int(mib))
-
-    @staticmethod
-    def engine(pid: str) -> bool:
-        """vLLM titles its engine processes VLLM::EngineCore; the run's own process is not one."""
-        try:
-            return b"EngineCore" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
 
 
 def rehearse(args) -> dict:
@@ -157,10 +150,10 @@ def rehearsal_report(args, out: Path, log: str, watcher, build_s: float, run_s: 
         for stage, sec in gen["seconds"].items():
             stages[stage] = round(stages.get(stage, 0.0) + sec, 1)
     usage = info["usage"]
-    engines = re.findall(r"Initializing a V1 LLM engine.*?model='([^']+)'", log)
-    peaks = list(watcher.peak.values()) if watcher else []
-    memory = [{"engine": Path(m).name, "peak_gib": round(peaks[i] / 1024, 1) if i < len(peaks) else None}
-              for i, m in enumerate(engines)]
+    engines = re.findall(r"\(EngineCore pid=(\d+)\).*?Initializing a V1 LLM engine.*?model='([^']+)'", log)
+    peaks = watcher.peak if watcher else {}
+    memory = [{"engine": Path(m).name, "pid": pid, "peak_gib": round(peaks[pid] / 1024, 1) if pid in peaks else None}
+              for pid, m in engines]
     seconds = {"target": stages.get("score", 0), "rewriter": stages.get("mutate", 0) + stages.get("recombine", 0),
                "gate": stages.get("filter + gate", 0)}
     roles = {role: {"model_calls": u["model_calls"], "generated_tokens": u["generated_tokens"],
@@ -182,7 +175,7 @@ def rehearsal_report(args, out: Path, log: str, watcher, build_s: float, run_s: 
     measured = roles["target"]["generated_tokens_per_s"]
     report = {"device": name, "hbm_bandwidth": bandwidth, "tiny": args.tiny, "seeds": args.seeds,
               "build_s": round(build_s, 1), "run_s": round(run_s, 1), "stage_s": stages, "engines": memory,
-              "gpu_processes_peak_gib": [round(p / 1024, 1) for p in peaks], "roles": roles,
+              "gpu_processes_peak_gib": {pid: round(m / 1024, 1) for pid, m in peaks.items()}, "roles": roles,
               "target_rows_per_stage": rows, "target_decode_roofline_tokens_per_s": roof and round(roof, 1),
               "target_roofline_fraction": roof and measured and round(measured / roof, 4),
               "items": info.get("lineages"), "target_samples": info["target_samples"]}
