@@ -1,4 +1,6 @@
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,26 @@ if SHARED_DATA.is_dir():
 # a small but complete run: every stage, every output, seconds per generation on 2 cores
 SMALL_RUN = ["seeds.limit=2", "fitness.K=4", "search.L=2", "search.N=1", "target.decoding.max_new_tokens=24",
              "rewriter.decoding.max_new_tokens=64", "helper.decoding.max_new_tokens=40"]
+
+
+@contextlib.contextmanager
+def review_page(path: Path, reviewer: str):
+    """A page in review mode (report.html, explain.html) in the system Chromium driven by Playwright, the reviewer
+    named and the focus back on the page: yields (page, page errors). Skips without Playwright or Chromium."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chrome is None:
+        pytest.skip("no chromium (make setup installs it where apt-get works)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chrome, args=["--no-sandbox"])
+        page = browser.new_page(accept_downloads=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        page.fill("#reviewer", reviewer)
+        page.keyboard.press("Enter")
+        yield page, errors
+        browser.close()
 
 
 def evoprompt(*args, timeout=900, **kw) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from fakes import FakeBackend
 from test_cli import one_line_error
-from conftest import SHARED_DATA, evoprompt
+from conftest import SHARED_DATA, evoprompt, review_page
 
 from evoprompt.explanations import difference, hits_focus, lexicon, trigger_hits
 from evoprompt.fitness.attribution import occlusion, refusal_score, without
@@ -80,21 +80,7 @@ def test_a_real_explain_run_writes_every_output_and_its_page_renders(tmp_path):
 
 def review_in_the_browser(page_path, ids: list[str], tmp_path) -> None:
     """explain.html's review mode: drop the first prompt by key with a reason, keep the second by click, save."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return
-    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chrome is None:
-        return
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chrome, args=["--no-sandbox"])
-        page = browser.new_page(accept_downloads=True)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_path.as_uri())
-        page.fill("#reviewer", "bo")
-        page.keyboard.press("Enter")
+    with review_page(page_path, "bo") as (page, errors):
         page.keyboard.press("d")
         page.keyboard.press("r")
         page.keyboard.type("not a prompt anyone would refuse")
@@ -105,7 +91,6 @@ def review_in_the_browser(page_path, ids: list[str], tmp_path) -> None:
             page.keyboard.press("s")
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
-        browser.close()
     assert not errors and saved.name == "review-bo.jsonl"
     got = [json.loads(x) for x in saved.read_text().splitlines()]
     assert [(r["id"], r["decision"], r["reason"]) for r in got] == [

@@ -15,7 +15,7 @@ from evoprompt.review import _cohen, _fleiss, agreement, load_review, summary
 from evoprompt.rundir.reader import load_run
 from evoprompt.rundir.report_html import write_html_report
 
-from conftest import evoprompt
+from conftest import evoprompt, review_page
 
 RUN = Path(__file__).parent / "data" / "run_small"
 
@@ -178,29 +178,13 @@ def test_a_calibrated_judge_reads_its_threshold_as_one_half(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "judge calibration file" in r.stderr.strip().splitlines()[-1]
 
 
-def _browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chrome is None:
-        pytest.skip("no chromium (make setup installs it where apt-get works)")
-    return playwright, chrome
-
-
 @pytest.mark.slow
 def test_review_in_the_browser_then_export_exactly_what_was_kept(run_dir, tmp_path):
     """A reviewer names themself, keeps the first item by key, labels two of its responses by key and one by
     click, drops the second item by click with a reason, saves the file; export then publishes the kept item."""
-    playwright, chrome = _browser()
     page_path = write_html_report(run_dir)
     keep, drop = ids()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chrome, args=["--no-sandbox"])
-        page = browser.new_page(accept_downloads=True)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_path.as_uri())
-        page.fill("#reviewer", "ann")
-        page.keyboard.press("Enter")
+    with review_page(page_path, "ann") as (page, errors):
         page.keyboard.press("a")        # keep the focused (first) item
         page.keyboard.press("1")        # its first response: refusal, focus moves on
         page.keyboard.press("2")        # its second: compliance
@@ -217,7 +201,6 @@ def test_review_in_the_browser_then_export_exactly_what_was_kept(run_dir, tmp_pa
         download.value.save_as(saved)
         page.reload()  # the labels are kept in the browser
         assert page.inner_text("#review-progress").startswith("2 / 2 items reviewed")
-        browser.close()
     assert not errors
     rows = [json.loads(x) for x in saved.read_text().splitlines()]
     items_rows = {r["id"]: r for r in rows if r["kind"] == "item"}
