@@ -279,7 +279,7 @@ th{{background:#f3f3f3;cursor:pointer}}{ex.HEAT_CSS}.lex{{display:flex;flex-wrap
 <script>{PAGE_JS}</script></head><body>
 <h1>evoprompt explain</h1>
 <p>Red words raise the target's refusal score, blue words lower it (hover for the value). Click a column to sort.</p>
-{review_mode.bar(len(prompts))}
+{review_mode.bar(len(prompts), responses=False)}
 <table id="prompts"><thead><tr>{''.join(f'<th onclick="sortBy(this)">{h}</th>' for h in heads)}</tr></thead>
 <tbody>{''.join(body)}</tbody></table>
 <h2>Trigger lexicons</h2><div class="lex">{''.join(lex)}</div>

@@ -115,13 +115,15 @@ paint(); if (items.length) focusItemQuiet(items[0]);
 """
 
 
-def bar(n_items: int) -> str:
-    keys = " · ".join(f"<kbd>{k}</kbd> {v}" for v, k in KEYS.items())
+def bar(n_items: int, responses: bool = True) -> str:
+    """The sticky bar: reviewer, progress, save button and the keys (the response keys only where there are responses)."""
+    keys = " · ".join(f"<kbd>{k}</kbd> {v}" for v, k in KEYS.items() if responses or v in DECISIONS)
+    where = " (the focused response; <kbd>n</kbd>/<kbd>p</kbd> move)" if responses else ""
     return (f'<div id="review-bar"><b>Review mode</b> · reviewer <input id="reviewer" placeholder="your name" size="12"> '
             f'<span id="review-progress">0 / {n_items} items reviewed</span> '
             '<button id="review-save">Save review file</button> <span id="review-saved"></span><br>'
-            f'keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous item · {keys} (the focused response; <kbd>n</kbd>/<kbd>p</kbd> '
-            'move) · <kbd>r</kbd> reason · <kbd>s</kbd> save. Labels stay in this browser until you save them.</div>')
+            f'keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous item · {keys}{where} · <kbd>r</kbd> reason · <kbd>s</kbd> save. '
+            'Labels stay in this browser until you save them.</div>')
 
 
 def item_controls() -> str:
