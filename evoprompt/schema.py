@@ -455,7 +455,11 @@ class GuardedConfig(CommandConfig):
     install: bool = opt(True, help="copy the adapter into the package, where the embedded-guarded preset reads it")
     profile_only: bool = opt(False, help="measure the installed guarded model without training")
     profile_limit: int | None = opt(None, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
-                                    help="prompts per profile set (null = all)")
+                                    help="prompts per profile set that carries a goal (null = all: the goals are "
+                                         "read on whole sets)")
+    beside_limit: int | None = opt(100, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+                                   help="prompts per profile set measured beside the goals (OR-Bench, PHTest, "
+                                        "OKTest; null = all, PHTest harmless alone is 2,068)")
     decoding: DecodingConfig = opt(factory=lambda: DecodingConfig(0.01, 1.0, 40),
                                    help="the profile's answers: near-greedy, as eval")
     bootstrap: int = count(1000, help="resamples for the 95% intervals")

@@ -104,25 +104,36 @@ def occlusion(texts: list[str], score: Callable[[list[str]], list[float]], basel
 def saliency(texts: list[str], backend, chat: Callable[[str], Chat], opener: str) -> list[Attribution]:
     """Gradient x input of log p(opener | x) on the prompt's token embeddings, summed per word (HF targets)."""
     inner = _weights(backend, "saliency")
-    import torch
-
-    model, tok = inner.model, inner.tok
+    tok = inner.tok
     out = []
     for text in texts:
         templated = tok.apply_chat_template(chat(text), add_generation_prompt=True, tokenize=False)
-        enc = tok(templated, add_special_tokens=False, return_offsets_mapping=True)
-        prompt = enc["input_ids"]
-        target = tok(opener, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([prompt + target], device=inner.device)
-        emb = model.get_input_embeddings()(ids).detach().float().requires_grad_(True)
-        logits = model(inputs_embeds=emb.to(model.dtype)).logits[0].float()
-        logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
-        total = logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum()
+        offsets = tok(templated, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        total, emb = opener_logp(inner, templated, opener, grad=True)
         total.backward()
-        per_token = (emb.grad[0] * emb[0]).sum(-1).detach().cpu().tolist()[:len(prompt)]
+        per_token = (emb.grad[0] * emb[0]).sum(-1).detach().cpu().tolist()[:len(offsets)]
         ws = words(text)
-        out.append(Attribution(ws, per_word(per_token, enc["offset_mapping"], templated, text), math.exp(total.item())))
+        out.append(Attribution(ws, per_word(per_token, offsets, templated, text), math.exp(total.item())))
     return out
+
+
+def opener_logp(inner, templated: str, opener: str, grad: bool = False):
+    """(log p(opener | templated prompt) in one teacher-forced pass, the input embeddings): with grad, the
+    embeddings are a leaf whose .grad the caller reads after backward; without, None and no graph."""
+    import torch
+
+    prompt = inner.tok(templated, add_special_tokens=False)["input_ids"]
+    target = inner.tok(opener, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + target], device=inner.device)
+    emb = None
+    with torch.set_grad_enabled(grad):
+        if grad:
+            emb = inner.model.get_input_embeddings()(ids).detach().float().requires_grad_(True)
+            logits = inner.model(inputs_embeds=emb.to(inner.model.dtype)).logits[0].float()
+        else:
+            logits = inner.model(ids).logits[0].float()
+        logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
+        return logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum(), emb
 
 
 def _weights(backend, method: str):
@@ -156,8 +167,6 @@ def captum(texts: list[str], backend, chat: Callable[[str], Chat], opener: str, 
                                  ShapleyValueSampling, TextTemplateInput, TextTokenInput)
     except ImportError:
         raise UserError(f"method={method} needs captum: pip install 'evoprompt[captum]'") from None
-    import torch
-
     model, tok = inner.model, inner.tok
     out = []
     for text in texts:
@@ -178,13 +187,7 @@ def captum(texts: list[str], backend, chat: Callable[[str], Chat], opener: str, 
             res = LLMAttribution(algo, tok).attribute(TextTemplateInput(template, values=ws, baselines=[""] * len(ws)),
                                                       target=opener, **extra)
             scores = res.seq_attr.float().tolist()
-        prompt = tok(templated, add_special_tokens=False)["input_ids"]
-        target = tok(opener, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logits = model(torch.tensor([prompt + target], device=inner.device)).logits[0].float()
-        logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
-        total = logp.gather(1, torch.tensor(target, device=inner.device)[:, None]).sum().item()
-        out.append(Attribution(ws, scores, math.exp(total)))
+        out.append(Attribution(ws, scores, math.exp(opener_logp(inner, templated, opener)[0].item())))
     return out
 
 

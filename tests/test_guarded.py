@@ -83,7 +83,7 @@ def test_tones_wrap_harmful_and_harmless_alike_and_keep_the_target():
 @pytest.mark.slow
 def test_build_guarded_trains_merges_and_prints_a_profile(tmp_path):
     r = evoprompt("build-guarded", "harmful=6", "contrast=4", "everyday=4", "sft.max_steps=2", "sft.batch_size=4",
-                  "profile_limit=3", "install=false", "bootstrap=20", f"cache.path={tmp_path / 'c.sqlite'}",
+                  "profile_limit=3", "beside_limit=3", "install=false", "bootstrap=20", f"cache.path={tmp_path / 'c.sqlite'}",
                   f"hydra.run.dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "out"

@@ -107,7 +107,7 @@ def main(cfg, run_dir: Path) -> None:
 
         score = refusal_score(backend, chat, c.score, c.openers, judge=judge, K=c.K,
                               decoding=Decoding(d.temperature, d.top_p, d.max_new_tokens), seed=c.seed)
-        flat = [(s, i, t, cat, f) for s, items in sets.items() for i, t, cat, f in items]
+        flat = [(s, pid, t, cat, f) for s, items in sets.items() for pid, t, cat, f in items]
         texts = [t for _, _, t, _, _ in flat]
         for method in c.methods:
             console.print(f"[bold]{tname}[/] {method}: {len(texts)} prompts, "
@@ -115,11 +115,11 @@ def main(cfg, run_dir: Path) -> None:
             attrs = attribute(method, texts, backend, chat, score, c)
             after_top, after_random = deletion_test(attrs, score, c)
             full = score(texts) if method != "occlusion" else [a.score for a in attrs]
-            for (s, i, t, cat, f), a, q, top_q, rand_q in zip(flat, attrs, full, after_top, after_random):
-                rows.append({"set": s, "id": i, "target": tname, "method": method, "score_kind": c.score, "text": t,
+            for (s, pid, t, cat, f), a, q, top_q, rand_q in zip(flat, attrs, full, after_top, after_random):
+                rows.append({"set": s, "id": pid, "target": tname, "method": method, "score_kind": c.score, "text": t,
                              "category": cat, "focus": f, "words": a.words,
                              "attributions": [round(x, 6) for x in a.attributions],
-                             "top": [a.words[i] for i in a.top(c.top_k)], "score": q, "score_without_top": top_q,
+                             "top": [a.words[j] for j in a.top(c.top_k)], "score": q, "score_without_top": top_q,
                              "score_without_random": rand_q})
     atomic_write_jsonl(run_dir / "explain.jsonl", rows)
     summary = summarise(rows, sets, c)

@@ -95,9 +95,13 @@ class RayPoolBackend:
                     self.actors.remove(actor)
                     self.usage["lost_actors"] += 1
                 resends += 1
-                if not self.actors or resends > self.max_resends:
+                if not self.actors:
                     raise BackendError(f"ray pool: {self.usage['lost_actors']} engine(s) lost and no live one left "
                                        f"for a shard of {len(shards[i])} (re-sent {resends - 1} times)") from None
+                if resends > self.max_resends:
+                    raise BackendError(f"ray pool: shards were re-sent {self.max_resends} times in one call "
+                                       f"(max_resends), {self.usage['lost_actors']} engine(s) lost, "
+                                       f"{len(self.actors)} still live") from None
                 live = self.actors[i % len(self.actors)]
                 pending[send(live, shards[i])] = (i, live)
                 self.usage["resent"] += 1

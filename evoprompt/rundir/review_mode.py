@@ -31,6 +31,7 @@ const store = 'evoprompt-review:' + data.run;
 let st = JSON.parse(localStorage.getItem(store) || '{"reviewer":"","items":{},"responses":{}}');
 const items = [...document.querySelectorAll('.item[data-id]')];
 const total = new Set(items.map(el => el.dataset.id)).size;
+const hasResponses = document.querySelector('tr[data-sample]') !== null;
 let cur = 0, resp = 0;
 const save = () => localStorage.setItem(store, JSON.stringify(st));
 function paint(){
@@ -47,7 +48,8 @@ function paint(){
   const dec = Object.values(st.items).filter(r => r.decision);
   const n = k => dec.filter(r => r.decision === k).length;
   document.getElementById('review-progress').textContent = `${dec.length} / ${total} items reviewed ` +
-    `(keep ${n('keep')}, drop ${n('drop')}, unsure ${n('unsure')}) · ${Object.keys(st.responses).length} responses labelled`;
+    `(keep ${n('keep')}, drop ${n('drop')}, unsure ${n('unsure')})` +
+    (hasResponses ? ` · ${Object.keys(st.responses).length} responses labelled` : '');
   document.getElementById('reviewer').value = st.reviewer;
 }
 function focusItem(i){
