@@ -125,6 +125,7 @@ def main() -> None:
         import importlib
 
         from evoprompt.errors import UserError
+        from evoprompt.llm import close_engines
         from evoprompt.llm.base import BackendError
 
         module = importlib.import_module(f"evoprompt.commands.{command.replace('-', '_')}")
@@ -135,6 +136,8 @@ def main() -> None:
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (run: from the last finished generation; "
                  "align: from the last checkpoint)")
+        finally:
+            close_engines()
 
     sys.argv = [f"evoprompt {command}"] + rest
     hydra.main(config_path="conf", config_name=config_name, version_base=None)(task)()

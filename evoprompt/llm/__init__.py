@@ -37,4 +37,14 @@ def get_backend(engine_cfg: dict) -> Backend:
     return _ENGINES[key]
 
 
-__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "completion", "raw_document", "BACKENDS", "backend_class", "get_backend"]
+def close_engines() -> None:
+    """Shuts every engine down while the interpreter is still whole. Left to finalizers at exit, two vLLM engines'
+    teardown can abort the process ("terminate called without an active exception") after a run has finished."""
+    for engine in reversed(list(_ENGINES.values())):
+        close = getattr(engine, "close", None)
+        if close:
+            close()
+    _ENGINES.clear()
+
+
+__all__ = ["Backend", "BackendError", "Chat", "Decoding", "Sample", "completion", "raw_document", "BACKENDS", "backend_class", "get_backend", "close_engines"]

@@ -64,6 +64,12 @@ class VLLMBackend:
         self.tok = self.llm.get_tokenizer()
         self.precision = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
 
+    def close(self) -> None:
+        """Stops the engine's processes (vLLM V1's engine core client)."""
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
     def prompt_ids(self, chat: Chat) -> list[int]:
         text = raw_document(chat)
         if text is None:
