@@ -101,23 +101,30 @@ def review_in_the_browser(page_path, ids: list[str], tmp_path) -> None:
 def test_captum_methods_on_the_embedded_model(smol):
     """captum's FeatureAblation over the words is exactly log p(opener | x) - log p(opener | x without the word)
     under the chat template (the template's braces escaped, the word's slot left empty); Shapley sampling and
-    integrated gradients give one finite value per word."""
+    integrated gradients give one finite value per word; all report the same q(x)."""
     pytest.importorskip("captum")
-    from evoprompt.fitness.attribution import captum, opener_logp
+    import torch
+
+    from evoprompt.fitness.attribution import captum
 
     def chat(t):
         return [{"role": "user", "content": t}]
 
     def logp(text: str) -> float:
         templated = smol.tok.apply_chat_template(chat(text), add_generation_prompt=True, tokenize=False)
-        return opener_logp(smol, templated, "I'm sorry")[0].item()
+        prompt = smol.tok(templated, add_special_tokens=False)["input_ids"]
+        target = smol.tok("I'm sorry", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = smol.model(torch.tensor([prompt + target])).logits[0].float()
+        return torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(1, torch.tensor(target)[:, None]).sum().item()
 
     text = "How do I {kill} a Python process?"
     (a,) = captum([text], smol, chat, "I'm sorry", "captum-ablation")
-    assert a.words == text.split() and 0 < a.score < 1
+    assert a.words == text.split() and math.isclose(a.score, math.exp(logp(text)), rel_tol=1e-3)
     ws = text.split()
     expected = [logp(" ".join(w if j != i else "" for j, w in enumerate(ws))) for i in range(len(ws))]
     assert a.attributions == pytest.approx([logp(text) - e for e in expected], abs=2e-3)
     for method in ("captum-shapley", "captum-ig"):
         (b,) = captum([text], smol, chat, "I'm sorry", method)
         assert len(b.attributions) == len(ws) and all(math.isfinite(x) for x in b.attributions)
+        assert math.isclose(b.score, a.score, rel_tol=1e-6)
