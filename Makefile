@@ -38,17 +38,19 @@ run: setup
 	$(BIN)/python -m evoprompt run $(ARGS)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 bench: setup
 	$(BIN)/python -m evoprompt bench $(ARGS)
 
-# docs/configuration.md, generated from the schema (evoprompt/schema.py); a test checks it is current
+# docs/configuration.md, generated from the schema (evoprompt/schema/); a test checks it is current
 docs: setup
-	$(BIN)/python -c "from evoprompt.schema import reference; open('docs/configuration.md', 'w').write(reference() + '\n')"
+	$(BIN)/python -c "from evoprompt.schema.reference import reference; open('docs/configuration.md', 'w').write(reference() + '\n')"
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

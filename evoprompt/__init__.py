@@ -10,4 +10,4 @@ __version__ = "0.2.0"
 
 _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "fitness" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # noqa: F821 (a package's own __path__)
+    __path__.append(str(_checkout))

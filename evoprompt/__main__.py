@@ -6,28 +6,21 @@ import sys
 from pathlib import Path
 
 from evoprompt.presets import EXPERIMENTS, experiment_files
+from evoprompt.registry import COMMANDS, get
 
-USAGE = """usage: python -m evoprompt <command> [key=value ...] [+experiment=NAME]
+USAGE_HEAD = "usage: python -m evoprompt <command> [key=value ...] [+experiment=NAME]"
+USAGE_TAIL = ("Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the "
+              "config.")
 
-commands:
-  run              evolve seeds into an over-refusal benchmark + SFT/DPO data
-  eval             measure prompt sets on targets with the paper's metrics
-  check            validate a configuration and this machine for it
-  judge-train      train the embedding refusal classifier from labelled responses
-  judge-calibrate  accuracy / precision / recall / F1 of a refusal judge on labelled responses
-  gate-calibrate   accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts
-  align            LoRA-tune the target on SFT/DPO data (TRL), measure over-refusal and safety before/after
-  export           publish a run: HF dataset with card, inspect_ai task, lm-eval task (run=DIR format=... out=DIR)
-  explain          which words make the target refuse: per-word attributions, trigger lexicons, HTML
-  build-guarded    rebuild the embedded-guarded target's safety LoRA from seeds/organism/ and print its profile
-  bench            ELBO scoring throughput: reference loop vs HF batched vs vLLM (argparse flags: bench --help)
 
-Overrides are hydra's: e.g. generations=2 seeds.limit=4 hydra.run.dir=out/r1; `--cfg job` prints the config."""
+def command(name: str):
+    """The command module registered under `name` (registry.COMMANDS): main, HELP, CONFIG."""
+    return get("command", COMMANDS, name)
 
-# command -> its primary config in evoprompt/conf; the module evoprompt.commands.<name> has main(cfg, run_dir)
-COMMANDS = {"run": "config", "eval": "eval", "check": "config", "judge-train": "judge", "judge-calibrate": "judge",
-            "gate-calibrate": "gate_calibrate", "export": "export", "align": "align",
-            "build-guarded": "build_guarded", "explain": "explain"}
+
+def usage() -> str:
+    rows = [f"  {name:16} {command(name).HELP}" for name in COMMANDS]
+    return "\n".join([USAGE_HEAD, "", "commands:", *rows, "", USAGE_TAIL])
 
 
 def fail(msg: str) -> None:
@@ -71,7 +64,7 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
             node = OmegaConf.select(base, parent) if parent else base
             valid = ", ".join(map(str, node.keys())) if hasattr(node, "keys") else "none"
             fail(f"unknown key '{key}' ({leaf!r} is not a key of {parent or 'the config'}); valid: {valid}")
-    from evoprompt.schema import validate
+    from evoprompt.validate import validate
 
     try:
         validate(command, OmegaConf.to_container(cfg, resolve=True))
@@ -85,7 +78,7 @@ def register_configs(args: list[str]) -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from evoprompt.schema import register_schemas
+    from evoprompt.schema.reference import register_schemas
 
     register_schemas()
     known = experiment_files()
@@ -101,34 +94,29 @@ def register_configs(args: list[str]) -> None:
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         sys.exit(0 if args else 2)
-    command, rest = args[0], args[1:]
-    if command == "bench":  # a measurement with its own flags, not a hydra job
-        from evoprompt.commands.bench import main as bench
-
-        bench(rest)
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        fail(f"unknown command '{name}'; valid: {', '.join(COMMANDS)}")
+    module = command(name)
+    if module.CONFIG is None:  # a measurement with its own flags, not a hydra job
+        module.main(rest)
         return
-    if command not in COMMANDS:
-        fail(f"unknown command '{command}'; valid: {', '.join([*COMMANDS, 'bench'])}")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     register_configs(rest)
-    config_name = COMMANDS[command]
     if "--help" not in rest and "-h" not in rest:
-        precheck(command, config_name, rest)
+        precheck(name, module.CONFIG, rest)
 
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
     def task(cfg) -> None:
-        import importlib
-
         from evoprompt.errors import UserError
         from evoprompt.llm import close_engines
         from evoprompt.llm.base import BackendError
 
-        module = importlib.import_module(f"evoprompt.commands.{command.replace('-', '_')}")
         try:
             module.main(cfg, Path(HydraConfig.get().runtime.output_dir))
         except (UserError, BackendError) as e:
@@ -139,8 +127,8 @@ def main() -> None:
         finally:
             close_engines()
 
-    sys.argv = [f"evoprompt {command}"] + rest
-    hydra.main(config_path="conf", config_name=config_name, version_base=None)(task)()
+    sys.argv = [f"evoprompt {name}"] + rest
+    hydra.main(config_path="conf", config_name=module.CONFIG, version_base=None)(task)()
 
 
 if __name__ == "__main__":

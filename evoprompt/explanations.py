@@ -11,19 +11,20 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt import metrics
+from evoprompt.records import ExplainRow
 
 
 def norm(word: str) -> str:
     return re.sub(r"[^a-z0-9']", "", word.lower()).strip("'")
 
 
-def lexicon(rows: list[dict], n_boot: int, seed: int, top: int | None = None) -> list[dict]:
+def lexicon(rows: list[ExplainRow], n_boot: int, seed: int, top: int | None = None) -> list[dict]:
     """Words ranked by the refusal they carry in aggregate: per prompt, the sum of a word's attributions (mean
     attribution x frequency), averaged over the prompts, with a bootstrap interval over prompts."""
     per_prompt = []
     for r in rows:
         d = defaultdict(float)
-        for w, a in zip(r["words"], r["attributions"]):
+        for w, a in zip(r.words, r.attributions):
             if norm(w):
                 d[norm(w)] += a
         per_prompt.append(d)
@@ -45,7 +46,7 @@ def lexicon(rows: list[dict], n_boot: int, seed: int, top: int | None = None) ->
     return out
 
 
-def difference(items: list[dict], seeds: list[dict], top: int) -> list[dict]:
+def difference(items: list[ExplainRow], seeds: list[ExplainRow], top: int) -> list[dict]:
     """What evolution added: words that carry refusal in the evolved items, ranked by how much more than in the
     seeds (a word absent from the seeds counts 0 there)."""
     a = {e["word"]: e["score"] for e in lexicon(items, 1, 0)}
@@ -82,11 +83,11 @@ def hits_focus(word: str, focus: str) -> bool:
     return bool(w) and any(w == g or (w[:5] == g[:5] and min(len(w), len(g)) >= 4) for g in gold if g)
 
 
-def trigger_hits(rows: list[dict], refused_at: float, n_boot: int, seed: int) -> dict:
+def trigger_hits(rows: list[ExplainRow], refused_at: float, n_boot: int, seed: int) -> dict:
     """Over refused prompts with a gold focus: top-1 word inside the focus, against a random word's chance."""
-    sel = [r for r in rows if r.get("focus") and r["score"] >= refused_at and r["words"]]
-    hit = [hits_focus(r["words"][int(np.argmax(r["attributions"]))], r["focus"]) for r in sel]
-    chance = [sum(hits_focus(w, r["focus"]) for w in r["words"]) / len(r["words"]) for r in sel]
+    sel = [r for r in rows if r.focus and r.score >= refused_at and r.words]
+    hit = [hits_focus(r.words[int(np.argmax(r.attributions))], r.focus) for r in sel]
+    chance = [sum(hits_focus(w, r.focus) for w in r.words) / len(r.words) for r in sel]
     return {"hit": interval(hit, n_boot, seed), "random": interval(chance, n_boot, seed),
             "gain": interval(np.array(hit, float) - np.array(chance), n_boot, seed)}
 

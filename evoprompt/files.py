@@ -1,16 +1,23 @@
-"""Atomic output files: a reader (or a crash) sees the old file or the new one, never half of one.
+"""Atomic output files, and strict readers of the project's own file kinds.
+
+Writers: a reader (or a crash) sees the old file or the new one, never half of one.
 
 Each writer puts the content into a temporary file in the same folder (so the rename never crosses a file
 system), flushes and fsyncs it, then os.replace()s it over the target and fsyncs the folder. A process killed
 before the rename leaves the old file untouched and at most a hidden `.NAME.tmp-PID` file, which the next
-write of NAME removes."""
+write of NAME removes.
+
+Readers (`read_text`, `read_json`, `read_jsonl`): a file that is not UTF-8, not JSON, or not the shape asked for is
+one UserError naming the file and line, never a traceback; they are used wherever a person's file is read (run
+directories, review files, labelled sets, calibrations)."""
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
+from evoprompt.errors import UserError
 from evoprompt.faults import kill_point
 
 
@@ -92,3 +99,44 @@ def atomic_savefig(fig, path, **savefig_kw) -> None:
     savefig_kw.setdefault("format", path.suffix.lstrip(".") or "png")
     fig.savefig(buf, **savefig_kw)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_text(path: str | Path) -> str:
+    """The file as UTF-8 text (a byte-order mark is dropped)."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                        "save the file as UTF-8") from None
+
+
+def read_json(path: str | Path, kind: type = dict, what: str = "a JSON object"):
+    """The file's JSON value, which must be of `kind` (an object by default)."""
+    path = Path(path)
+    try:
+        value = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+    if not isinstance(value, kind):
+        raise UserError(f"{path}: not {what} (found a JSON {type(value).__name__})")
+    return value
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """One JSON object per non-empty line."""
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not a JSON record ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{n}: not a JSON object (found a JSON {type(row).__name__})")
+        rows.append(row)
+    return rows

@@ -101,7 +101,7 @@ def offline_token_counts() -> None:
     try:
         raw = (_package_dir("quicktok", "quicktok-v1==0.4.0") / "data" / "o200k.vocab").read_bytes()
     except (BackendError, OSError) as e:
-        warnings.warn(f"inspect will download tiktoken's o200k_base to count tokens: {e}")
+        warnings.warn(f"inspect will download tiktoken's o200k_base to count tokens: {e}", stacklevel=2)
         return
     # layout: u32 count, then per token u16 length, the token's bytes, u32 rank (little-endian)
     (n,), o, ranks = struct.unpack_from("<I", raw), 4, []
@@ -113,7 +113,7 @@ def offline_token_counts() -> None:
         o += 6 + size
     data = b"".join(base64.b64encode(t) + b" %d\n" % r for r, t in sorted(ranks))
     if hashlib.sha256(data).hexdigest() != O200K_SHA256:
-        warnings.warn("quicktok-v1's o200k vocabulary does not rebuild tiktoken's o200k_base; not used")
+        warnings.warn("quicktok-v1's o200k vocabulary does not rebuild tiktoken's o200k_base; not used", stacklevel=2)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoprompt.operators.rewrite import sub_seed
-
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
-
 from evoprompt.llm import Backend, Decoding
+from evoprompt.operators.rewrite import sub_seed
 from evoprompt.records import BenchmarkItem
 
 _PHRASES = AnchoredPhraseJudge()  # confirms a sampled refusal, as export does

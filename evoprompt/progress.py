@@ -10,7 +10,6 @@ from rich.table import Table
 
 from evoprompt.faults import kill_point
 
-
 LOG_WIDTH = 140
 
 
@@ -73,11 +72,11 @@ class RunProgress:
         return out
 
     def generation_done(self, r: dict) -> None:
-        acc = f"acc {r['accepted']}/{r['lineages']}" if r["gen"] else "acc -"
-        best = r["best_ever"] if r["best_ever"] is not None else r["population"]["max"]
-        self._progress.update(self._task, completed=r["gen"], stage="",
-                              stats=f"scored {r['candidates']} | filtered {r['filtered']} | rejected {r['rejected']} | "
-                                    f"{acc} | elites {r['elites']} | best {best:.3f} | p(refusal) {r['refusal_prob']:.3f}")
+        acc = f"acc {r.accepted}/{r.lineages}" if r.gen else "acc -"
+        best = r.best_ever if r.best_ever is not None else r.population.max
+        self._progress.update(self._task, completed=r.gen, stage="",
+                              stats=f"scored {r.candidates} | filtered {r.filtered} | rejected {r.rejected} | "
+                                    f"{acc} | elites {r.elites} | best {best:.3f} | p(refusal) {r.refusal_prob:.3f}")
 
     def summary(self, logbook: list, cache_hits: int, cache_misses: int) -> None:
         table = Table(title="evoprompt run")
@@ -85,10 +84,10 @@ class RunProgress:
                     "refusal rate", "model calls"):
             table.add_column(col, justify="right")
         for r in logbook:
-            table.add_row(str(r["gen"]), str(r["candidates"]), str(r["filtered"]), str(r["rejected"]),
-                          f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-", str(r["elites"]),
-                          f"{r['population']['mean']:.3f}", f"{r['population']['max']:.3f}",
-                          f"{r['refusal_prob']:.3f}", f"{r['judge_refusal_rate']:.2f}",
-                          str(sum(r["calls"].values())))
+            table.add_row(str(r.gen), str(r.candidates), str(r.filtered), str(r.rejected),
+                          f"{r.accepted}/{r.lineages}" if r.gen else "-", str(r.elites),
+                          f"{r.population.mean:.3f}", f"{r.population.max:.3f}",
+                          f"{r.refusal_prob:.3f}", f"{r.judge_refusal_rate:.2f}",
+                          str(sum(r.calls.values())))
         self.console.print(table)
         self.console.print(f"cache: {cache_hits} hits, {cache_misses} misses; wall time {time.time() - self.started:.0f} s")

@@ -12,6 +12,9 @@ import typing
 from dataclasses import dataclass, field
 from functools import cache
 
+from evoprompt.errors import UserError
+from evoprompt.files import read_json
+
 FORMAT_VERSION = 3
 
 
@@ -130,6 +133,16 @@ class Seed(Text):
 
 
 @dataclass
+class SeedRef(Record):
+    """Which seed an exported item descends from, without its text: seeds are never gated, so an export never
+    carries one (the run's checkpoint.json keeps the seeds themselves)."""
+    id: str | None = None
+    category: str | None = None
+    source: str | None = None
+    harmful: bool | None = None
+
+
+@dataclass
 class Instruction(Text):
     """An instruction the search made: where it came from and what the screens and the gate said of it."""
     reason: str = ""
@@ -204,12 +217,12 @@ class Provenance(Record):
 
 @dataclass
 class BenchmarkItem(Record):
-    """An exported instruction (benchmark.jsonl): its seed, lineage, score with every sample and per-target
-    label, the gate's verdict and the run's provenance."""
+    """An exported instruction (benchmark.jsonl): which seed it descends from (not the seed's text), its lineage,
+    score with every sample and per-target label, the gate's verdict and the run's provenance."""
     id: str = ""
     text: str = ""
     category: str | None = None
-    seed: Seed = field(default_factory=Seed)
+    seed: SeedRef = field(default_factory=SeedRef)
     seed_similarity: float | None = None
     fluency: float | None = None
     lineage: Lineage = field(default_factory=Lineage)
@@ -268,6 +281,37 @@ class Counters(Record):
 
 
 @dataclass
+class Stats(Record):
+    """Fitness statistics of a set of candidates (DEAP's tools.Statistics)."""
+    mean: float = 0.0
+    max: float = 0.0
+    min: float = 0.0
+    std: float = 0.0
+
+
+@dataclass
+class GenerationRecord(Record):
+    """One generation of the search (the logbook's row): what was tried, dropped, accepted, and the population."""
+    gen: int = 0
+    candidates: int = 0                      # scored this generation
+    filtered: int = 0
+    rejected: int = 0
+    accepted: int = 0                        # lineages whose current instruction changed
+    lineages: int = 0
+    elites: int = 0
+    tau: float = 0.0                         # the annealing temperature
+    population: Stats = field(default_factory=Stats)
+    candidates_fitness: Stats | None = None  # None when nothing was scored
+    refusal_prob: float = 0.0                # population means
+    judge_refusal_rate: float = 0.0
+    opener_prob: float = 0.0
+    best_ever: float | None = None
+    target_samples: int = 0                  # running total
+    calls: dict[str, int] = field(default_factory=dict)        # model calls per role this generation
+    seconds: dict[str, float] = field(default_factory=dict)    # wall seconds per stage this generation
+
+
+@dataclass
 class RunState(Record):
     """Everything a resume needs (checkpoint.json)."""
     config_hash: str = ""
@@ -279,8 +323,76 @@ class RunState(Record):
     filtered: list[Rejection] = field(default_factory=list)      # dropped before scoring, with the reason
     elites: dict[str, list[Candidate]] = field(default_factory=dict)  # niche -> best candidates
     history: list[Candidate] = field(default_factory=list)       # every scored candidate, without samples
-    logbook: list[dict] = field(default_factory=list)            # one record per generation
+    logbook: list[GenerationRecord] = field(default_factory=list)  # one record per generation
     chooser: dict = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)                # dedupe keys of every instruction produced
     archive: list[list[float]] = field(default_factory=list)     # unit embeddings of accepted instructions
     counters: Counters = field(default_factory=Counters)
+
+
+@dataclass
+class MetricRow(Record):
+    """One figure of a measurement (eval's results.csv, align's and build-guarded's profiles): a set, a target
+    ("-" for a set's own figures), the metric, its value and its 95% interval where it has one."""
+    set: str = ""
+    target: str = "-"
+    metric: str = ""
+    value: float | int | None = None
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass
+class ExplainRow(Record):
+    """One prompt, target and method of `explain`: the words, their attributions and the deletion test."""
+    set: str = ""
+    id: str = ""
+    target: str = ""
+    method: str = ""
+    score_kind: str = ""
+    text: str = ""
+    category: str = ""
+    focus: str = ""
+    words: list[str] = field(default_factory=list)
+    attributions: list[float] = field(default_factory=list)
+    top: list[str] = field(default_factory=list)
+    score: float = 0.0
+    score_without_top: float = 0.0
+    score_without_random: float = 0.0
+
+
+@dataclass
+class ThresholdReport(Record):
+    """The gate at one threshold on p(safe): what it rejects of the unsafe prompts and passes of the safe ones."""
+    threshold: float = 0.0
+    accuracy: float | None = None
+    unsafe_recall: float | None = None
+    unsafe_precision: float | None = None
+    safe_pass_rate: float | None = None
+    confusion: list[list[int]] = field(default_factory=list)  # [[safe passed, safe rejected], [unsafe passed, unsafe rejected]]
+
+
+@dataclass
+class GateCalibration(Record):
+    """gate_calibration.json (`evoprompt gate-calibrate`): the gate on labelled prompts."""
+    gate: dict = field(default_factory=dict)
+    data: list[str] = field(default_factory=list)
+    n: int = 0
+    n_unsafe: int = 0
+    auroc: float | None = None
+    configured: ThresholdReport = field(default_factory=ThresholdReport)
+    target_recall: float | None = None
+    for_target_recall: ThresholdReport | None = None
+    p_safe: dict = field(default_factory=dict)
+    items: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, path) -> GateCalibration:
+        """A gate_calibration.json; a file of another shape is one UserError naming what it lacks."""
+        d = read_json(path)
+        conf = d.get("configured")
+        if not isinstance(conf, dict) or not isinstance(conf.get("threshold"), (int, float)) \
+                or not isinstance(d.get("n"), int):
+            raise UserError(f"{path}: not a gate calibration (needs 'n' and 'configured' with its 'threshold'; "
+                            "written by `evoprompt gate-calibrate`)")
+        return cls.from_json(d)

@@ -1,12 +1,15 @@
 """What people decided about a run's items: the `review-<reviewer>.jsonl` files that report.html's review mode
 saves, read and combined.
 
-A file holds one row per reviewed item (`kind` "item": `id`, `decision` keep | drop | unsure, `reason`) and one
-row per labelled response (`kind` "response": `id`, `sample`, `prompt`, `response`, `label` refusal | compliance
-| partial), each with its `reviewer`. `export review=[...]` keeps an item only when the rule holds: `all` (every
-reviewer who saw it kept it) or `majority` (more than half of them did); `unsure` never counts as keep. Agreement
-is Cohen's kappa for two reviewers and Fleiss' kappa for more, over the items every reviewer saw, with a
-bootstrap interval over those items."""
+A file holds one row per reviewed item (`kind` "item": `id`, `text`, `decision` keep | drop | unsure, `reason`)
+and one row per labelled response (`kind` "response": `id`, `sample`, `prompt`, `response`, `label` refusal |
+compliance | partial), each with its `reviewer`. A decision counts for an item only when both its id and its text
+are the item's: ids are positional (seed, generation, operator), so another run's review, or an item edited after
+review, is never taken as reviewed. One reviewer name belongs to one file: two files under the same name would
+let the later one overwrite the earlier's decisions, so they are refused. `export review=[...]` keeps an item only
+when the rule holds: `all` (every reviewer who saw it kept it) or `majority` (more than half of them did); `unsure`
+never counts as keep. Agreement is Cohen's kappa for two reviewers and Fleiss' kappa for more, over the items
+every reviewer saw, with a bootstrap interval over those items."""
 from __future__ import annotations
 
 import json
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt.errors import UserError
+from evoprompt.files import read_text
 
 DECISIONS = ("keep", "drop", "unsure")
 LABELS = ("refusal", "compliance", "partial")
@@ -24,14 +28,25 @@ LABELS = ("refusal", "compliance", "partial")
 
 @dataclass
 class Review:
-    """Every reviewer's decision per item id, and the labelled responses."""
+    """Every reviewer's decision per item id (with the text they saw), and the labelled responses."""
     decisions: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)  # id -> reviewer -> (decision, reason)
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)                  # id -> reviewer -> text seen
     responses: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     @property
     def reviewers(self) -> list[str]:
         return sorted({r for by in self.decisions.values() for r in by})
+
+    def bound(self, items: dict[str, str]) -> Review:
+        """Only the decisions on these items (id -> text) whose reviewer saw the item's text as it is now."""
+        out = Review(responses=self.responses, files=self.files)
+        for i, text in items.items():
+            by = {r: d for r, d in self.decisions.get(i, {}).items() if self.texts[i][r] == text}
+            if by:
+                out.decisions[i] = by
+                out.texts[i] = {r: text for r in by}
+        return out
 
     def kept(self, item_id: str, rule: str) -> bool:
         votes = [d for d, _ in self.decisions.get(item_id, {}).values()]
@@ -58,11 +73,12 @@ def load_review(paths: list[str]) -> Review:
     out = Review(files=[str(p) for p in paths])
     if not paths:
         raise UserError("review=[] names no review file; give the review-<reviewer>.jsonl files report.html saved")
+    owner: dict[str, Path] = {}
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"review file {path} does not exist")
         default = path.stem.removeprefix("review-") or "anonymous"
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_text(path).splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{path}:{n}"
@@ -73,6 +89,10 @@ def load_review(paths: list[str]) -> Review:
             if not isinstance(row, dict):
                 raise UserError(f"{where}: not a JSON object")
             reviewer = str(row.get("reviewer") or default)
+            if owner.setdefault(reviewer, path) != path:
+                raise UserError(f"reviewer '{reviewer}' has two review files, {owner[reviewer]} and {path}: one would "
+                                "overwrite the other's decisions; give each reviewer their own name (report.html's "
+                                "reviewer field) and save again")
             item = _field(row, "id", where)
             if row.get("kind", "item") == "response":
                 out.responses.append({"id": item, "reviewer": reviewer, "sample": row.get("sample"),
@@ -81,6 +101,7 @@ def load_review(paths: list[str]) -> Review:
             else:
                 decision = _field(row, "decision", where, DECISIONS)
                 out.decisions.setdefault(item, {})[reviewer] = (decision, str(row.get("reason") or ""))
+                out.texts.setdefault(item, {})[reviewer] = _field(row, "text", where)
     return out
 
 
@@ -126,15 +147,40 @@ def agreement(review: Review, n_boot: int = 1000, seed: int = 0) -> dict | None:
             "hi": float(np.percentile(boots, 97.5)) if boots else None}
 
 
-def summary(review: Review | None, item_ids: list[str], rule: str) -> dict | None:
-    """What the dataset card reports: reviewers, items seen / kept / dropped / unsure (under the rule), agreement."""
+@dataclass
+class Agreement:
+    method: str
+    items: int
+    kappa: float | None
+    lo: float | None
+    hi: float | None
+
+
+@dataclass
+class ReviewSummary:
+    """What the dataset card reports of a review: reviewers, items seen / kept / dropped / unsure under the rule,
+    agreement between reviewers."""
+    files: list[str]
+    reviewers: list[str]
+    rule: str
+    items: int
+    seen: int
+    kept: int
+    dropped: int
+    unsure: int
+    not_seen: int
+    responses_labelled: int
+    agreement: Agreement | None
+
+
+def summary(review: Review | None, item_ids: list[str], rule: str) -> ReviewSummary | None:
     if review is None:
         return None
     seen = [i for i in item_ids if i in review.decisions]
     kept = [i for i in seen if review.kept(i, rule)]
     dropped = [i for i in seen if not review.kept(i, rule) and
                any(d == "drop" for d, _ in review.decisions[i].values())]
-    return {"files": review.files, "reviewers": review.reviewers, "rule": rule, "items": len(item_ids),
-            "seen": len(seen), "kept": len(kept), "dropped": len(dropped),
-            "unsure": len(seen) - len(kept) - len(dropped), "not_seen": len(item_ids) - len(seen),
-            "responses_labelled": len(review.responses), "agreement": agreement(review)}
+    a = agreement(review)
+    return ReviewSummary(review.files, review.reviewers, rule, len(item_ids), len(seen), len(kept), len(dropped),
+                         len(seen) - len(kept) - len(dropped), len(item_ids) - len(seen), len(review.responses),
+                         Agreement(**a) if a else None)

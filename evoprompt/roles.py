@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from evoprompt.fitness.diversity import Embedder
 from evoprompt.fitness.gate import HarmlessnessGate
-from evoprompt.fitness.refusal import Calibrated, load_calibration, make_judge
-from evoprompt.fitness.refusal.base import RefusalJudge
+from evoprompt.fitness.refusal import Calibrated, judge_class, load_calibration, make_judge
+from evoprompt.fitness.refusal.base import JudgeParts, RefusalJudge
 from evoprompt.fitness.scorer import Target
 from evoprompt.llm import Decoding, get_backend
 from evoprompt.llm.cache import CachedBackend, CallCache
 from evoprompt.llm.embedded import cache_root
-from evoprompt.schema import CacheConfig, EmbedderConfig, GateConfig, RoleConfig, SeedsConfig
+from evoprompt.presets import target_preset
+from evoprompt.schema import CacheConfig, EmbedderConfig, GateConfig, RefusalJudgeConfig, RoleConfig, SeedsConfig
+from evoprompt.validate import typed
 
 
 def decoding(role: RoleConfig, stop: tuple[str, ...] = ()) -> Decoding:
@@ -56,16 +58,22 @@ class Roles:
         e = self._embedder_cfg or EmbedderConfig()
         return self._once(("embedder", e.model, e.device), lambda: Embedder(e.model, e.device))
 
-    def judge(self, name: str, *, phrases: list[str] | None = None, llm: CachedBackend | None = None,
-              model: str | None = None, calibration: str | None = None) -> RefusalJudge:
-        """A refusal judge by name; `llm` is what the llm judge runs on (a backend from `backend`); `calibration`, a
-        judge_calibration.json whose threshold (set on a target's own labelled answers) the judge then uses."""
-        key = ("judge", name, tuple(phrases or ()), id(llm), model, calibration)
-        embedder = self.embedder() if name.startswith("classifier") else None
+    def judge(self, j: RefusalJudgeConfig, llm: CachedBackend | None = None) -> RefusalJudge:
+        """The refusal judge a config section describes, built from the parts its class needs: the embedder, and
+        for the llm judge a backend (`j.model`, a target preset, else `llm`: the command's own default). With a
+        calibration (a judge_calibration.json set on a target's own labelled answers) the judge uses its threshold."""
+        needs = judge_class(j.name).NEEDS
+        key = ("judge", j.name, j.model, j.calibration, tuple(j.phrases or ()), id(llm) if "llm" in needs else None)
 
         def build():
-            judge = make_judge(name, phrases, embedder, backend=llm, model=model)
-            return Calibrated(judge, load_calibration(calibration, name)["threshold"], calibration) if calibration else judge
+            backend = llm
+            if "llm" in needs and j.model:
+                backend = self.backend("refusal judge", typed(RoleConfig, target_preset(j.model), "refusal judge model"))
+            parts = JudgeParts(phrases=j.phrases, embedder=self.embedder() if "embedder" in needs else None,
+                               llm=backend, model=None if "llm" in needs else j.model)
+            judge = make_judge(j.name, parts)
+            return Calibrated(judge, load_calibration(j.calibration, j.name)["threshold"], j.calibration) \
+                if j.calibration else judge
 
         return self._once(key, build)
 

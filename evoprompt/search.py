@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from deap import base, tools
@@ -31,7 +31,7 @@ from evoprompt.operators.mutate import mutation_request
 from evoprompt.operators.recombine import draw_pairs, recombination_request
 from evoprompt.operators.rewrite import RewriteRequest, dedupe_key, rewrite_all, sub_seed
 from evoprompt.operators.strategies import STRATEGIES
-from evoprompt.records import Candidate, Rejection, RunState, Seed, Verdict
+from evoprompt.records import Candidate, GenerationRecord, Rejection, RunState, Seed, Stats, Verdict
 from evoprompt.rundir import checkpoint
 from evoprompt.schema import FitnessConfig, RunConfig, SearchConfig
 from evoprompt.selection import accept, temperature
@@ -310,22 +310,20 @@ def finish(st: RunState, t: int, cands: list[Candidate], accepted: int, dropped:
     population = list(st.current.values())
     s = cfg.search
     filtered, rejected = dropped
-    rec = {"gen": t, "candidates": len(cands), "filtered": filtered, "rejected": rejected,
-           "accepted": accepted, "lineages": len(st.current), "elites": sum(map(len, st.elites.values())),
-           "tau": temperature(t, s.tau_0, s.beta, s.tau_f),
-           "population": stats.compile(population),
-           "candidates_fitness": stats.compile(cands) if cands else {},
-           "refusal_prob": float(np.mean([c.score.refusal_prob for c in population])),
-           "judge_refusal_rate": float(np.mean([c.score.judge_refusal_rate for c in population])),
-           "opener_prob": float(np.mean([c.score.opener_prob for c in population])),
-           "best_ever": max((b.fitness for b in st.best.values()), default=None),
-           "target_samples": st.counters.target_samples,
-           "calls": progress.calls_since_last(), "seconds": progress.seconds_since_last()}
+    rec = GenerationRecord(
+        gen=t, candidates=len(cands), filtered=filtered, rejected=rejected, accepted=accepted,
+        lineages=len(st.current), elites=sum(map(len, st.elites.values())), tau=temperature(t, s.tau_0, s.beta, s.tau_f),
+        population=Stats(**stats.compile(population)), candidates_fitness=Stats(**stats.compile(cands)) if cands else None,
+        refusal_prob=float(np.mean([c.score.refusal_prob for c in population])),
+        judge_refusal_rate=float(np.mean([c.score.judge_refusal_rate for c in population])),
+        opener_prob=float(np.mean([c.score.opener_prob for c in population])),
+        best_ever=max((b.fitness for b in st.best.values()), default=None), target_samples=st.counters.target_samples,
+        calls=progress.calls_since_last(), seconds=progress.seconds_since_last())
     st.history.extend(c.summary() for c in cands)
     st.logbook.append(rec)
     log.info("gen %d: scored %d, filtered %d, rejected %d, accepted %d/%d, elites %d, p(refusal) %.3f, best F %s, "
-             "seconds %s", t, rec["candidates"], filtered, rejected, accepted, rec["lineages"], rec["elites"],
-             rec["refusal_prob"], "-" if rec["best_ever"] is None else f"{rec['best_ever']:.3f}", rec["seconds"])
+             "seconds %s", t, rec.candidates, filtered, rejected, accepted, rec.lineages, rec.elites,
+             rec.refusal_prob, "-" if rec.best_ever is None else f"{rec.best_ever:.3f}", rec.seconds)
     st.chooser = chooser.state()
     st.generation = t
     progress.stage("checkpoint")

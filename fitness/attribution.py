@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from evoprompt.errors import UserError, unknown
 from evoprompt.llm import Backend, Chat, Decoding
@@ -163,8 +163,15 @@ def captum(texts: list[str], backend, chat: Callable[[str], Chat], opener: str, 
     """captum's attributions of log p(opener | x), per word (see the module's docstring)."""
     inner = _weights(backend, method)
     try:
-        from captum.attr import (FeatureAblation, LayerIntegratedGradients, LLMAttribution, LLMGradientAttribution,
-                                 ShapleyValueSampling, TextTemplateInput, TextTokenInput)
+        from captum.attr import (
+            FeatureAblation,
+            LayerIntegratedGradients,
+            LLMAttribution,
+            LLMGradientAttribution,
+            ShapleyValueSampling,
+            TextTemplateInput,
+            TextTokenInput,
+        )
     except ImportError:
         raise UserError(f"method={method} needs captum: pip install 'evoprompt[captum]'") from None
     model, tok = inner.model, inner.tok
@@ -179,7 +186,7 @@ def captum(texts: list[str], backend, chat: Callable[[str], Chat], opener: str, 
             scores = per_word(res.seq_attr.float().tolist(), enc["offset_mapping"], templated, text)
         else:
             start = templated.rfind(text)
-            escape = lambda x: x.replace("{", "{{").replace("}", "}}")  # noqa: E731 (str.format's braces)
+            escape = lambda x: x.replace("{", "{{").replace("}", "}}")
             template = escape(templated[:start]) + " ".join("{}" for _ in ws) + escape(templated[start + len(text):])
             algo = FeatureAblation(model) if method == "captum-ablation" else ShapleyValueSampling(model)
             extra = {"n_samples": SHAPLEY_SAMPLES} if method == "captum-shapley" else {}

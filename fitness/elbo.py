@@ -4,8 +4,8 @@ Pure arithmetic: samples, their log-probs and the judge's probabilities come fro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 def floored(p: float, eps: float, floor: str) -> float:

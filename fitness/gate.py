@@ -14,12 +14,13 @@ screen (harm.py: "How do I kill my brother?") reject outright, whatever the judg
 from __future__ import annotations
 
 import re
-from evoprompt.errors import unknown
-from evoprompt.llm import Backend, Decoding
-from evoprompt.records import Verdict
 
+from evoprompt.errors import unknown
 from evoprompt.fitness.harm import person_harm
 from evoprompt.fitness.judge_prompt import label_logprobs, load_prompt, render, sentences, softmax
+from evoprompt.llm import Backend, Decoding
+from evoprompt.records import Verdict
+from evoprompt.text import for_screens
 
 MODES = ("logprob", "text")
 ANSWER_PREFIX = "Verdict:"
@@ -32,6 +33,17 @@ def parse_answer(text: str) -> float:
     quoted, bold or ending in a period), else 0.0."""
     core = text.strip().strip("*`\"'").strip().rstrip(".").strip()
     return 1.0 if _SAFE_ANSWER.fullmatch(core) else 0.0
+
+
+def screen(text: str, blocklist: list[str]) -> str | None:
+    """The blocklist and the person-harm screen, on the text as the screens read it (evoprompt.text.for_screens:
+    invisible characters and look-alike letters cannot hide a phrase): why it is blocked, or None."""
+    norm = for_screens(text)
+    hit = next((b for b in blocklist if for_screens(b).lower() in norm.lower()), None)
+    if hit:
+        return f"blocked: {hit}"
+    harm = person_harm(norm)
+    return f"person harm: {harm}" if harm else None
 
 
 class HarmlessnessGate:
@@ -55,10 +67,9 @@ class HarmlessnessGate:
         out: list[Verdict | None] = [None] * len(items)
         ask = []
         for i, (text, _) in enumerate(items):
-            hit = next((b for b in self.blocklist if b in text.lower()), None)
-            harm = None if hit else person_harm(text)
-            if hit or harm:
-                out[i] = Verdict(False, 0.0, f"blocked: {hit}" if hit else f"person harm: {harm}")
+            why = screen(text, self.blocklist)
+            if why:
+                out[i] = Verdict(False, 0.0, why)
             else:
                 ask.append(i)
         asked = {i: self.prompts(*items[i]) for i in ask}

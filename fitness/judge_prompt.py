@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from evoprompt.errors import UserError
 from evoprompt.llm import Backend

@@ -15,20 +15,19 @@ sample names its target."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
-
-from evoprompt.schema import FitnessConfig
-from evoprompt.llm import Backend, Decoding
 
 from evoprompt.fitness.diversity import Embedder, novelty
 from evoprompt.fitness.elbo import elbo, sample_terms
 from evoprompt.fitness.racing import contenders, stages
-from evoprompt.fitness.refusal.openers import opener_probability
 from evoprompt.fitness.refusal.base import RefusalJudge
+from evoprompt.fitness.refusal.openers import opener_probability
+from evoprompt.llm import Backend, Decoding
 from evoprompt.records import Sample, Score, TargetScore
+from evoprompt.schema import FitnessConfig
 
 PER_TARGET = ("fitness", "refusal_term", "likelihood_term", "refusal_prob", "judge_refusal_rate", "opener_prob",
               "mean_logprob")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 
 from evoprompt.errors import UserError, unknown
-
 from evoprompt.operators.strategies import STRATEGIES
 
 MODES = ("uniform", "weighted", "adaptive")
@@ -23,7 +22,7 @@ class StrategyChooser:
             if name not in STRATEGIES:
                 raise unknown("strategy", name, STRATEGIES)
         self.mode = mode
-        self.prior = {s: float(weights.get(s, 0.0)) for s in STRATEGIES}
+        self.prior = {s: float(weights.get(s, STRATEGIES[s].prior)) for s in STRATEGIES}  # a file's own prior by default
         if mode != "uniform" and sum(self.prior.values()) <= 0:
             raise UserError("search.strategy_weights must give some strategy a positive weight")
         self.trials = {s: 0 for s in STRATEGIES}

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from evoprompt.llm import completion
-
 from evoprompt.operators.rewrite import TEMPLATES, RewriteRequest, chat_request
 from evoprompt.operators.strategies import get_strategy
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 
 from evoprompt.llm import completion
-
 from evoprompt.operators.mutate import few_shot
 from evoprompt.operators.rewrite import TEMPLATES, RewriteRequest, chat_request
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from evoprompt.llm import Backend, Chat, Decoding
-
 from evoprompt.operators.parse import ParseError, first_line, parse_rewrite
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -43,12 +43,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's packages, installed or not
-from evoprompt.commands.bench import fitness_config, measure, scorer_loop
 from evoprompt.llm.base import Decoding
 from evoprompt.llm.embedded import resolve_model_path
 from evoprompt.llm.hf import HFBackend
 from evoprompt.llm.memory import LLAMA31_8B, QWEN25_7B, Shape, hf_config, shape_of
 from evoprompt.seeds import load_seeds
+from evoprompt.throughput import fitness_config, measure, scorer_loop
 
 # bytes/s of HBM by device name, checked in this order (the first match wins)
 HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100 80GB", 2.0e12), ("A100-SXM4-80GB", 2.0e12))

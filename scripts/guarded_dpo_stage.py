@@ -20,15 +20,17 @@ import random
 import shutil
 from pathlib import Path
 
-from evoprompt.align.train import merge, progress_callback, train_stage
-from evoprompt.commands.build_guarded import measure, profile_sets, report
+from evoprompt.align.train import progress_callback, train_stage
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.llm import Decoding
-from evoprompt.llm.embedded import embedded_llm_dir
-from evoprompt.llm.guarded import SHIPPED, read_set, refusal_pool, tones
+from evoprompt.llm.embedded import SHIPPED, embedded_llm_dir
+from evoprompt.llm.lora import merge
+from evoprompt.organism.build import measure, profile_sets, report
+from evoprompt.organism.data import read_set, refusal_pool, tones
 from evoprompt.progress import make_console
 from evoprompt.roles import Roles
-from evoprompt.schema import AlignSettings, GuardedConfig, RoleConfig, StageSettings, typed
+from evoprompt.schema import AlignSettings, GuardedConfig, RoleConfig, StageSettings
+from evoprompt.validate import typed
 
 
 def pairs(c: GuardedConfig, roles: Roles, console) -> list[dict]:

@@ -21,10 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from evoprompt.metrics import binary_report
-from evoprompt.fitness.refusal.classifier import (REFUSAL_LABELS, AnchoredClassifier, EmbeddingRefusalClassifier,
-                                                   load_labelled, train_classifier)
+from evoprompt.fitness.refusal.classifier import (
+    REFUSAL_LABELS,
+    AnchoredClassifier,
+    EmbeddingRefusalClassifier,
+    load_labelled,
+    train_classifier,
+)
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
+from evoprompt.metrics import binary_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "labels" / "embedded_samples.csv"
@@ -63,8 +68,8 @@ def main(argv=None) -> int:
     if not args.data.is_dir():
         print(f"no labelled data at {args.data}", file=sys.stderr)
         return 2
-    from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
     from evoprompt.fitness.diversity import Embedder
+    from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
 
     embedder = CachedEmbedder(Embedder(EMBEDDED_EMBEDDER, "cpu"))
     anchored, substring = AnchoredPhraseJudge(), SubstringPhraseJudge()

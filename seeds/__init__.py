@@ -1,5 +1,5 @@
 """Seed instructions for the search: the packaged set and readers for public over-refusal benchmarks."""
 
-from evoprompt.seeds.loaders import Seed, load_seeds
+from evoprompt.seeds.loaders import Seed, load_seeds, set_name
 
-__all__ = ["Seed", "load_seeds"]
+__all__ = ["Seed", "load_seeds", "set_name"]

@@ -2,10 +2,10 @@
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 from evoprompt.errors import UserError
 
@@ -191,3 +191,13 @@ READERS = {
     "phtest": partial(_read_csv, text=("Request",), id_col="ID", category_col="Harmfulness", label_col="Harmfulness"),
     "oktest": partial(_read_csv, text=("prompt",)),
 }
+
+
+def set_name(path: str, taken: set) -> str:
+    """A prompt set's short name in tables (a run's benchmark.jsonl: its folder), unique among `taken`."""
+    p = Path(path)
+    name = p.parent.name if p.stem == "benchmark" else p.stem
+    while name in taken:
+        name = f"{p.parent.name}/{name}"
+    taken.add(name)
+    return name

@@ -3,7 +3,6 @@ that must raise log p(chosen) - log p(rejected) on its training pairs, checkpoin
 import json
 
 import pytest
-
 from conftest import evoprompt
 from test_cli import one_line_error
 

@@ -1,6 +1,5 @@
 """`evoprompt check` and presets on a CPU-only machine."""
 import pytest
-
 from conftest import evoprompt
 
 

@@ -1,6 +1,5 @@
 """Bad input exits non-zero with one clear line and no traceback (no model is loaded for these)."""
 import pytest
-
 from conftest import evoprompt
 
 

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from evoprompt.llm import Decoding
 from evoprompt.fitness.elbo import elbo, floored
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.llm import Decoding
 
 
 def test_floor_variants():

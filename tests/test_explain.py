@@ -5,12 +5,13 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import SHARED_DATA, evoprompt, review_page
 from fakes import FakeBackend
 from test_cli import one_line_error
-from conftest import SHARED_DATA, evoprompt, review_page
 
 from evoprompt.explanations import difference, hits_focus, lexicon, trigger_hits
 from evoprompt.fitness.attribution import occlusion, refusal_score, without
+from evoprompt.records import ExplainRow
 
 
 def scripted_target():
@@ -33,9 +34,9 @@ def test_occlusion_gives_the_trigger_word_the_largest_drop_and_is_one_call():
 
 
 def test_lexicon_trigger_hits_and_what_evolution_added():
-    rows = [{"words": ["kill", "the", "process"], "attributions": [0.6, 0.0, -0.1], "score": 0.7, "focus": "kill"},
-            {"words": ["shoot", "a", "photo"], "attributions": [0.2, 0.0, 0.4], "score": 0.6, "focus": "shoot"},
-            {"words": ["bake", "bread"], "attributions": [0.0, 0.0], "score": 0.1, "focus": "bake"}]
+    rows = [ExplainRow(words=["kill", "the", "process"], attributions=[0.6, 0.0, -0.1], score=0.7, focus="kill"),
+            ExplainRow(words=["shoot", "a", "photo"], attributions=[0.2, 0.0, 0.4], score=0.6, focus="shoot"),
+            ExplainRow(words=["bake", "bread"], attributions=[0.0, 0.0], score=0.1, focus="bake")]
     lex = lexicon(rows, 50, 0)
     assert [e["word"] for e in lex[:3]] == ["kill", "photo", "shoot"] and abs(lex[0]["score"] - 0.2) < 1e-9
     h = trigger_hits(rows, 0.5, 50, 0)  # two refused prompts: kill hits its focus, photo misses "shoot"

@@ -10,14 +10,14 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, SMALL_RUN
-from evoprompt.rundir import checkpoint
+from fakes import FakeBackend, per_word, said
+
 from evoprompt.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
 from evoprompt.llm.base import Decoding
 from evoprompt.llm.cache import CachedBackend, CallCache, call_key
 from evoprompt.records import Candidate, RunState
-from fakes import FakeBackend, per_word, said
+from evoprompt.rundir import checkpoint
 
 
 # ---------------------------------------------------------------- atomic writes

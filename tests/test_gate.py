@@ -4,13 +4,12 @@ import json
 import re
 
 import pytest
+from fakes import FakeBackend
 
 from evoprompt.fitness.gate import ANSWER_PREFIX, HarmlessnessGate, parse_answer
 from evoprompt.fitness.judge_prompt import PROMPTS, neutralise, render
 from evoprompt.fitness.refusal.llm_judge import LLMRefusalJudge
 from evoprompt.llm import Decoding
-
-from fakes import FakeBackend
 
 REDTEAM = [json.loads(line) for line in (PROMPTS / "gate_redteam.jsonl").read_text().splitlines() if line.strip()]
 

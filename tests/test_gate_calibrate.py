@@ -3,13 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import evoprompt
 from omegaconf import OmegaConf
 
 from evoprompt.commands import gate_calibrate as gc
 from evoprompt.errors import UserError
 from evoprompt.public_sets import DATA_ENV
-
-from conftest import evoprompt
 
 
 def test_threshold_reaches_the_target_recall_and_no_more():

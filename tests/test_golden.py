@@ -2,9 +2,8 @@
 captured in tests/data/golden_run.json before the typed-records / roles / schema change (float32, own cache)."""
 import json
 
-import pytest
-
 import golden
+import pytest
 
 pytestmark = pytest.mark.slow
 

@@ -1,12 +1,11 @@
 """The guarded target's training data and mix (fast), and its build end to end at a toy size (slow)."""
 import json
-import os
 import re
 
 import pytest
-
 from conftest import SHARED_DATA, evoprompt
-from evoprompt.llm.guarded import read_set, refusal_pool, refusals, tones, training_mix
+
+from evoprompt.organism.data import read_set, refusal_pool, refusals, tones, training_mix
 from evoprompt.seeds import load_seeds
 
 SETS = {"harmful": 520, "contrast": 390, "everyday": 360, "everyday_heldout": 100}
@@ -100,7 +99,8 @@ def test_the_shipped_adapter_was_built_from_the_data_in_the_repository():
     """Edit seeds/organism/ and this fails until `python -m evoprompt build-guarded` has rebuilt the adapter."""
     from safetensors import safe_open
 
-    from evoprompt.llm.guarded import SHIPPED, data_hashes
+    from evoprompt.llm.embedded import SHIPPED
+    from evoprompt.organism.data import data_hashes
 
     prov = json.loads((SHIPPED / "provenance.json").read_text())
     assert prov["data"] == data_hashes()

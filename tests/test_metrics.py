@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from evoprompt.metrics import (binary_report, bootstrap_ci, hdd, msttr, mtld, over_orders, semantic_diversity,
-                               tokenize)
+from evoprompt.metrics import binary_report, bootstrap_ci, hdd, msttr, mtld, over_orders, semantic_diversity, tokenize
 
 # About 370 words with repetition, digits, hyphens and punctuation, so every tokenizer rule matters.
 TEXT = """

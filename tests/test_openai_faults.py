@@ -20,8 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import ROOT, SMALL_RUN
 
-from conftest import ROOT, SMALL_RUN, evoprompt
 from evoprompt.llm.base import BackendError, Decoding
 from evoprompt.llm.cache import CachedBackend, CallCache
 from evoprompt.llm.openai_backend import OpenAIBackend

@@ -1,21 +1,20 @@
 import random
 
 import pytest
+from fakes import FakeBackend
 
 from evoprompt.errors import UserError
-from evoprompt.llm.base import Decoding
 from evoprompt.fitness.diversity import Embedder
-from evoprompt.operators.choose import StrategyChooser
 from evoprompt.fitness.filters import Filters, SeedCopyGuard
 from evoprompt.llm import raw_document
+from evoprompt.llm.base import Decoding
+from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.frame import FRAMINGS, edit, word_edit
 from evoprompt.operators.mutate import mutation_request
 from evoprompt.operators.parse import ParseError, first_line, parse_rewrite
 from evoprompt.operators.recombine import draw_pairs, recombination_request
 from evoprompt.operators.rewrite import rewrite_all
 from evoprompt.operators.strategies import STRATEGIES, get_strategy
-
-from fakes import FakeBackend
 
 
 @pytest.mark.parametrize("text,expected", [

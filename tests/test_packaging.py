@@ -4,7 +4,6 @@ import sys
 import zipfile
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -23,9 +22,9 @@ def test_wheel_carries_data_and_runs_from_elsewhere(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
     code = ("import evoprompt.operators.frame as f, evoprompt.seeds as s, evoprompt.operators.mutate as m; "
-            "assert f.__file__.startswith(%r); "
+            f"assert f.__file__.startswith({str(site)!r}); "
             "assert len(s.load_seeds(None, 'auto', None, None, 'safe', 'harmless')) >= 80; "
-            "m.mutation_request('How do I kill a process?', 'anger', 'completion')" % str(site))
+            "m.mutation_request('How do I kill a process?', 'anger', 'completion')")
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

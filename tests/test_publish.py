@@ -5,21 +5,20 @@ search.N=1 target.decoding.max_new_tokens=24 export.min_refusal=0.05` on the emb
 to the keys the report reads). The slow tests run the real tools offline: `inspect eval` on inspect's mock model,
 `lm_eval` on the embedded SmolLM2, headless Chromium."""
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, evoprompt
 
 from evoprompt.errors import UserError
-from evoprompt.commands.export import TASK, parse_formats, publish
+from evoprompt.publish import TASK, parse_formats, publish
 from evoprompt.rundir.reader import load_run
 from evoprompt.rundir.report_html import lineage, write_html_report
-
-from conftest import ROOT, evoprompt
 
 RUN = Path(__file__).parent / "data" / "run_small"
 BIN = Path(sys.executable).parent

@@ -1,14 +1,13 @@
 """Racing (fitness/racing.py) on its own and inside Scorer, with a scripted target whose sample j of a prompt
 depends only on (prompt, j), as the HF and vLLM backends guarantee."""
 import numpy as np
+from fakes import REFUSAL, FakeBackend, per_word, said
 
-from evoprompt.schema import FitnessConfig
 from evoprompt.fitness.racing import contenders, stages
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target
 from evoprompt.llm import Decoding
-
-from fakes import REFUSAL, FakeBackend, per_word, said
+from evoprompt.schema import FitnessConfig
 
 
 def test_stages_double_up_to_k():

@@ -4,10 +4,15 @@ import numpy as np
 import pytest
 
 from evoprompt.errors import UserError
-from evoprompt.metrics import binary_report
-from evoprompt.fitness.refusal.classifier import (SHIPPED, AnchoredClassifier, EmbeddingRefusalClassifier,
-                                                   load_labelled, train_classifier)
+from evoprompt.fitness.refusal.classifier import (
+    SHIPPED,
+    AnchoredClassifier,
+    EmbeddingRefusalClassifier,
+    load_labelled,
+    train_classifier,
+)
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge, sentences
+from evoprompt.metrics import binary_report
 
 JUDGE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge"
 EMBEDDED_LABELS = Path(__file__).resolve().parent / "data" / "labels" / "embedded_samples.csv"
@@ -123,7 +128,8 @@ def test_anchored_beats_substring_on_xstest_human_labels():
 def test_configured_openers_are_refusals_by_the_phrase_rule():
     """The opener prior and the phrase judge agree: every opener starts a refusal, none is a disclaimer."""
     from evoprompt.fitness.refusal.phrases import PREAMBLES, normalise
-    from evoprompt.schema import RunConfig, typed
+    from evoprompt.schema import RunConfig
+    from evoprompt.validate import typed
 
     openers = list(typed(RunConfig, {}).fitness.openers)  # the schema holds the defaults (conf/ only the choices)
     assert openers and "As an AI" not in openers
@@ -163,7 +169,8 @@ def test_default_fitness_judge_on_hand_labelled_embedded_answers():
     import csv
 
     from evoprompt.fitness.refusal import make_judge
-    from evoprompt.schema import RunConfig, typed
+    from evoprompt.schema import RunConfig
+    from evoprompt.validate import typed
 
     rows = list(csv.DictReader(open(EMBEDDED_LABELS, newline="", encoding="utf-8")))
     assert len(rows) >= 200 and {r["target"] for r in rows} == {"plain", "guarded", "guarded-r7", "guarded-r7-a28"}

@@ -7,8 +7,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, SMALL_RUN
+
 from evoprompt.llm.serve import VLLMServer
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, SMALL_RUN, evoprompt
+
 from evoprompt.records import FORMAT_VERSION
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from conftest import SMALL_RUN, evoprompt
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]

@@ -7,7 +7,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from evoprompt.presets import EXPERIMENTS, TARGETS
-from evoprompt.schema import SCHEMAS, RoleConfig, defaults, reference, register_schemas, typed
+from evoprompt.schema import SCHEMAS, RoleConfig
+from evoprompt.schema.reference import defaults, reference, register_schemas
+from evoprompt.validate import typed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "evoprompt" / "conf"

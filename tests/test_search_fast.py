@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from fakes import REFUSAL, Embed, FakeBackend, Quiet, said
 
 from evoprompt.fitness.filters import SeedCopyGuard
 from evoprompt.fitness.gate import HarmlessnessGate
@@ -19,15 +20,13 @@ from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import dedupe_key
 from evoprompt.operators.strategies import STRATEGIES
 from evoprompt.pairs import build_pairs
-from evoprompt.records import (BenchmarkItem, Candidate, Counters, Rejection, RunState, Sample, Score, TargetScore,
-                               Verdict)
+from evoprompt.records import BenchmarkItem, Candidate, Counters, Rejection, RunState, Sample, Score, TargetScore, Verdict
 from evoprompt.rundir import checkpoint
 from evoprompt.rundir.outputs import select_items, top_phrase
-from evoprompt.schema import ExportConfig, RunConfig, typed
+from evoprompt.schema import ExportConfig, RunConfig
 from evoprompt.search import ELITES_PER_NICHE, evolve, make_toolbox, niche, offspring, start
 from evoprompt.seeds import Seed
-
-from fakes import REFUSAL, Embed, FakeBackend, Quiet, said
+from evoprompt.validate import typed
 
 
 def _question(doc: str) -> str:
@@ -359,14 +358,14 @@ def test_a_checkpoint_of_the_old_dict_format_still_loads_and_resumes(tmp_path):
     st.counters.outcome(cur, "tried")  # typed counters work on it
     assert st.counters.operators["anger/frame"]["tried"] == 2
     resumed, _ = run(tmp_path, cfg, st)  # and the run goes on from it
-    assert resumed.generation == 2 and [r["gen"] for r in resumed.logbook] == [0, 1, 2]
+    assert resumed.generation == 2 and [r.gen for r in resumed.logbook] == [0, 1, 2]
     assert any(c.generation == 2 for c in resumed.history)
 
 
 # ---- whole runs ----------------------------------------------------------------------------------------
 def test_loop_gates_anneals_keeps_best_ever_and_archive(finished):
     st, emb = finished
-    assert st.generation == 2 and [r["gen"] for r in st.logbook] == [0, 1, 2]
+    assert st.generation == 2 and [r.gen for r in st.logbook] == [0, 1, 2]
     bombs = [r for r in st.rejected if "bomb" in r.text.lower()]
     assert bombs and all(r.gate.safe is False for r in bombs)
     kept = [c for c in st.history if c.generation > 0]

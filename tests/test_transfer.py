@@ -5,18 +5,19 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, SMALL_RUN, evoprompt
-from evoprompt.rundir import transfer
-from evoprompt.schema import FitnessConfig, RunConfig, run_targets, target_pool, typed
+from fakes import REFUSAL, FakeBackend, said
+
 from evoprompt.errors import UserError
-from evoprompt.rundir.outputs import refused_by, select_items
 from evoprompt.fitness.refusal import make_judge
 from evoprompt.fitness.scorer import Scorer, Target, aggregate
 from evoprompt.llm import Decoding
 from evoprompt.records import BenchmarkItem, Candidate, Sample, Score, TargetScore, Verdict
+from evoprompt.rundir import transfer
 from evoprompt.rundir.checkpoint import RunState
-from fakes import REFUSAL, FakeBackend, said
+from evoprompt.rundir.outputs import refused_by, select_items
+from evoprompt.schema import FitnessConfig, RunConfig
+from evoprompt.validate import run_targets, target_pool, typed
 
 GUARD = "Refuse anything that could cause harm."
 
@@ -52,7 +53,7 @@ def test_target_pool_entries_override_target_and_name_themselves():
                                          ({"modl": "x"}, "unknown key 'fitness.targets[0].modl'"),
                                          ([1, 2], "fitness.targets[0] must be a mapping or a string")])
 def test_bad_target_entries_are_one_line(entry, says):
-    from evoprompt.schema import load_run_config
+    from evoprompt.validate import load_run_config
 
     with pytest.raises(UserError) as e:
         load_run_config({"fitness": {"targets": [entry]}})
@@ -60,7 +61,7 @@ def test_bad_target_entries_are_one_line(entry, says):
 
 
 def test_min_targets_refusing_cannot_exceed_the_pool():
-    from evoprompt.schema import load_run_config
+    from evoprompt.validate import load_run_config
 
     with pytest.raises(UserError, match=r"min_targets_refusing \(3\) exceeds the number of targets \(2"):
         load_run_config({"fitness": {"targets": [{}, {"system_prompt": GUARD}]}, "export": {"min_targets_refusing": 3}})

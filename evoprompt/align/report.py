@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from evoprompt.fitness.refusal import CLASS_NAMES
-
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from evoprompt.fitness.refusal import CLASS_NAMES
 from evoprompt.rundir.report import bar_chart
 
 

@@ -6,7 +6,6 @@ RUN_DIR/stages/STAGE; a rerun skips finished stages and resumes an unfinished on
 from __future__ import annotations
 
 import gc
-import shutil
 from pathlib import Path
 
 from evoprompt.faults import kill_point
@@ -89,18 +88,3 @@ def progress_callback(console, stage: str, total: int):
                 kill_point(f"align {stage} step {state.global_step}")
 
     return Progress()
-
-
-def merge(model_path: str, adapter: Path, out: Path) -> None:
-    """The base weights with the adapter folded in, saved as an ordinary HF model folder."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), str(adapter))
-    tmp = out.with_name(out.name + ".tmp")
-    model.merge_and_unload().save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)

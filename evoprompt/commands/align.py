@@ -14,22 +14,34 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
-from evoprompt.operators.rewrite import sub_seed
-
 from evoprompt import __version__
-from evoprompt.rundir import checkpoint
-from evoprompt.pairs import REFUSAL_TEMPLATES
-from evoprompt.public_sets import DATA_ENV, available, is_public
-from evoprompt.schema import AlignConfig, RoleConfig, load_align_config, validate_align
-from evoprompt.errors import UserError
-from evoprompt.measure import measure_target
-from evoprompt.files import atomic_write_json
-from evoprompt.llm.embedded import resolve_model_path
-from evoprompt.progress import make_console
-from evoprompt.roles import Roles, decoding
-from evoprompt.align.data import Example, dpo_rows, leakage_guard, load_examples, load_prompts, resolve_path, sft_rows, with_system
+from evoprompt.align.data import (
+    Example,
+    dpo_rows,
+    leakage_guard,
+    load_examples,
+    load_prompts,
+    resolve_path,
+    sft_rows,
+    with_system,
+)
 from evoprompt.align.report import write_report
+from evoprompt.errors import UserError
+from evoprompt.files import atomic_write_json
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.llm.embedded import resolve_model_path
+from evoprompt.measure import measure_target
+from evoprompt.operators.rewrite import sub_seed
+from evoprompt.pairs import REFUSAL_TEMPLATES
+from evoprompt.progress import make_console
+from evoprompt.public_sets import DATA_ENV, available, is_public
+from evoprompt.roles import Roles, decoding
+from evoprompt.rundir import checkpoint
+from evoprompt.schema import AlignConfig, RoleConfig
+from evoprompt.validate import load_align_config, validate_align
+
+HELP = "LoRA-tune the target on SFT/DPO data (TRL), measure over-refusal and safety before/after"
+CONFIG = "align"  # its config in evoprompt/conf
 
 STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft+dpo": ["sft", "dpo"]}
 
@@ -141,7 +153,7 @@ def _train(c: AlignConfig, train: list[Example], train_sp: str | None, run_dir: 
         shutil.rmtree(final)
     shutil.copytree(adapter, final)
     if c.merge:
-        from evoprompt.align.train import merge
+        from evoprompt.llm.lora import merge
 
         merge(model_path, final, run_dir / "merged")
     return final, histories

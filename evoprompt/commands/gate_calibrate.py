@@ -25,7 +25,11 @@ from evoprompt.files import atomic_write_text
 from evoprompt.progress import make_console
 from evoprompt.public_sets import DATA_ENV, PUBLIC_SETS, available, resolve
 from evoprompt.roles import Roles
-from evoprompt.schema import GateCalibrateConfig, typed
+from evoprompt.schema import GateCalibrateConfig
+from evoprompt.validate import typed
+
+HELP = "accuracy / unsafe recall / AUROC / threshold of the harmlessness gate on labelled prompts"
+CONFIG = "gate_calibrate"  # its config in evoprompt/conf
 
 UNSAFE_LABELS = ("unsafe", "harmful", "1", "true")
 SAFE_LABELS = ("safe", "harmless", "0", "false")

@@ -13,21 +13,27 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from evoprompt import metrics
-from evoprompt.fitness.refusal.classifier import load_labelled_files
 from evoprompt.files import atomic_write_text
+from evoprompt.fitness.refusal.classifier import load_labelled_files
 from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
 from evoprompt.roles import Roles
-from evoprompt.schema import JudgeConfig, RoleConfig, typed
+from evoprompt.schema import JudgeConfig, RoleConfig
+from evoprompt.validate import typed
+
+HELP = "accuracy / precision / recall / F1 of a refusal judge on labelled responses"
+CONFIG = "judge"  # its config in evoprompt/conf
 
 
 def main(cfg, run_dir: Path) -> None:
     c = typed(JudgeConfig, OmegaConf.to_container(cfg, resolve=True))
     data = load_labelled_files(c.data)
     roles = Roles(c.cache, c.embedder)
-    llm = roles.backend("refusal judge", typed(RoleConfig, target_preset(c.llm), "llm")) if c.judge == "llm" else None
-    judge = roles.judge(c.judge, llm=llm, model=c.judge_model)
-    table = Table(title=f"judge '{c.judge}' against human/silver labels (refusal = full or partial)")
+    j = c.judge
+    llm = roles.backend("refusal judge", typed(RoleConfig, target_preset("embedded"), "judge.model")) \
+        if j.name == "llm" and not j.model else None
+    judge = roles.judge(j, llm=llm)
+    table = Table(title=f"judge '{j.name}' against human/silver labels (refusal = full or partial)")
     for col in ("file", "n", "accuracy", "refusal P", "refusal R", "refusal F1", "compliance F1", "confusion [[TN FP] [FN TP]]"):
         table.add_column(col)
     results, probs = {}, {}
@@ -42,15 +48,15 @@ def main(cfg, run_dir: Path) -> None:
     console = make_console()
     console.print(table)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "calibration.json", json.dumps({"judge": c.judge, "results": results}, indent=1))
+    atomic_write_text(run_dir / "calibration.json", json.dumps({"judge": j.name, "results": results}, indent=1))
     if c.save:
         y = [r[2] for rows in data.values() for r in rows]
         p = [q for path in data for q in probs[path]]
         best = best_threshold(y, p)
-        atomic_write_text(Path(c.save), json.dumps({"judge": c.judge, "judge_model": c.judge_model, **best,
+        atomic_write_text(Path(c.save), json.dumps({"judge": j.name, "judge_model": j.model, **best,
                                                     "data": list(data), "n": len(y)}, indent=1))
         console.print(f"threshold {best['threshold']:.3f}: refusal F1 {best['f1']:.3f} (at 0.5: {best['f1_at_0.5']:.3f}); "
-                      f"written to {c.save} (use it with fitness.judge_calibration= or refusal_judge.calibration=)")
+                      f"written to {c.save} (use it with fitness.judge.calibration= or refusal_judge.calibration=)")
 
 
 def best_threshold(y: list[int], p: list[float]) -> dict:

@@ -8,7 +8,11 @@ from omegaconf import OmegaConf
 from evoprompt.fitness.refusal.classifier import load_labelled_files, train_classifier
 from evoprompt.progress import make_console
 from evoprompt.roles import Roles
-from evoprompt.schema import JudgeConfig, typed
+from evoprompt.schema import JudgeConfig
+from evoprompt.validate import typed
+
+HELP = "train the embedding refusal classifier from labelled responses"
+CONFIG = "judge"  # its config in evoprompt/conf
 
 
 def main(cfg, run_dir: Path) -> None:
@@ -22,4 +26,4 @@ def main(cfg, run_dir: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     clf.save(out)
     make_console(stderr=True).print(f"trained on {len(rows)} labelled responses ({sum(r[2] for r in rows)} refusals); "
-                                    f"saved {out}; use it with fitness.judge=classifier fitness.judge_model={out}")
+                                    f"saved {out}; use it with fitness.judge.name=classifier fitness.judge.model={out}")

@@ -9,10 +9,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from evoprompt import __version__
+from evoprompt.files import atomic_write_json
 from evoprompt.fitness.filters import SeedCopyGuard
 from evoprompt.fitness.refusal import judge_name
 from evoprompt.fitness.scorer import Scorer
-from evoprompt.files import atomic_write_json
 from evoprompt.llm.embedded import EMBEDDED_LLM, named_identity
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.operators.rewrite import sub_seed
@@ -24,8 +24,12 @@ from evoprompt.rundir import checkpoint, transfer
 from evoprompt.rundir.outputs import benchmark_items, select_items, write_outputs
 from evoprompt.rundir.report import plot_fitness, usage, write_report
 from evoprompt.rundir.report_html import write_html_report
-from evoprompt.schema import RUN_ROLES, RunConfig, run_targets, target_roles, validate_run
+from evoprompt.schema import RUN_ROLES, RunConfig
 from evoprompt.search import evolve, make_toolbox
+from evoprompt.validate import run_targets, target_roles, validate_run
+
+HELP = "evolve seeds into an over-refusal benchmark + SFT/DPO data"
+CONFIG = "config"  # its config in evoprompt/conf
 
 log = logging.getLogger("evoprompt.commands.run")
 
@@ -37,7 +41,7 @@ def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
                       target_system_prompt=first.system_prompt,
                       targets=[{"name": n, "model": named_identity(r.model), "backend": r.backend,
                                 "system_prompt": r.system_prompt} for n, r in pool] if len(pool) > 1 else None,
-                      rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=judge_name(cfg.fitness.judge, cfg.fitness.judge_calibration),
+                      rewriter_model=cfg.rewriter.model, gate_model=cfg.gate.model, refusal_judge=judge_name(cfg.fitness.judge.name, cfg.fitness.judge.calibration),
                       config_hash=config_hash, evoprompt_version=__version__)
 
 
@@ -57,8 +61,7 @@ def _search(cfg: RunConfig, roles: Roles, seeds, st, run_dir: Path, progress):
         roles.backend(role, getattr(cfg, role))
     embedder = roles.embedder()
     f, g, s = cfg.fitness, cfg.gate, cfg.search
-    judge = roles.judge(f.judge, phrases=f.phrases, llm=roles.backends["gate"], model=f.judge_model,
-                        calibration=f.judge_calibration)
+    judge = roles.judge(f.judge, llm=roles.backends["gate"])
     scorer = Scorer(targets, judge, f, embedder)
     chooser = StrategyChooser(s.strategy, s.strategy_weights)
     texts = [x.text for x in seeds]
@@ -107,10 +110,10 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     samples = st.counters.target_samples
     hits, misses = roles.calls
     info = RunInfo(
-        generations=last["gen"], resumed_after_generation=resumed_from, lineages=len(st.current),
+        generations=last.gen, resumed_after_generation=resumed_from, lineages=len(st.current),
         wall_time_s=round(time.time() - t0, 1),
-        refusal_prob_first_last=[round(first["refusal_prob"], 4), round(last["refusal_prob"], 4)],
-        mean_fitness_first_last=[round(first["population"]["mean"], 4), round(last["population"]["mean"], 4)],
+        refusal_prob_first_last=[round(first.refusal_prob, 4), round(last.refusal_prob, 4)],
+        mean_fitness_first_last=[round(first.population.mean, 4), round(last.population.mean, 4)],
         items_per_1000_target_samples=round(1000 * counts["benchmark"] / samples, 3) if samples else 0.0,
         target_samples=samples, model_calls={role: b.model_calls for role, b in roles.backends.items()},
         usage=usage(roles.backends), cache_hits=hits if roles.cache else None,

@@ -1,8 +1,9 @@
 """The one protocol every model role (target, rewriter, helper, judges) is served through."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 Chat = list[dict]  # [{"role": "user", "content": "..."}, ...]
 # A chat of one message with this role is a raw document, continued without the chat template
@@ -58,13 +59,27 @@ class Sample:
         return {"text": self.text, "token_logprobs": self.token_logprobs} | ({"filtered": True} if self.filtered else {})
 
     @classmethod
-    def from_json(cls, d: dict) -> "Sample":
+    def from_json(cls, d: dict) -> Sample:
         return cls(d["text"], list(d["token_logprobs"]), bool(d.get("filtered", False)))
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend needs on a machine, declared on its class; `check` reads it (one generic check per need) and
+    align reads `local_weights` (it trains the weights, so they must be on disk)."""
+    local_weights: bool = True           # loads weights from this machine (check looks for them)
+    package: str | None = None           # an optional package it needs installed (check: `import` would fail)
+    gpu_for_large_models: bool = False   # models other than the packaged ones need an NVIDIA GPU
+    plans_gpu_memory: bool = False       # check plans its GPU memory (gpu_memory_utilization, max_model_len, ...)
+    server: bool = False                 # talks to servers at base_url(s): check asks each for /models
+    wraps: str | None = None             # takes the engine keys of this backend too (a pool of its engines)
+    raw_completion: bool = True          # continues a raw document (rewriter.style=completion)
 
 
 class Backend(Protocol):
     """Both calls are batched: one call carries a whole generation's work for a role."""
 
+    CAPABILITIES: Capabilities
     model_id: str  # what the cache key names
     supports_logprobs: bool
     precision: str | None  # the weights' dtype as loaded (float32, bfloat16, ...); None where a server decides

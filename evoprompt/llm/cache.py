@@ -10,12 +10,11 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from evoprompt.llm.base import Backend, Chat, Decoding, Sample
-
 
 log = logging.getLogger("evoprompt.cache")
 

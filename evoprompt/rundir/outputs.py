@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.files import atomic_write_jsonl
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
 from evoprompt.metrics import tokenize
 from evoprompt.pairs import Pair, dpo_record, sft_record
-from evoprompt.records import BenchmarkItem, Candidate, Lineage, Provenance, RunState, Safety, Sample, Score
+from evoprompt.records import BenchmarkItem, Candidate, Lineage, Provenance, RunState, Safety, Sample, Score, SeedRef
 from evoprompt.schema import ExportConfig
 
 _PHRASES = AnchoredPhraseJudge()
@@ -133,7 +133,8 @@ def benchmark_items(st: RunState, items: list[Candidate], provenance: Provenance
         seed, refused = st.seeds[b.lineage], refused_by(b.score)
         targets = {name: replace(t, refused=refused[name]) for name, t in b.score.targets.items()}
         out.append(BenchmarkItem(
-            id=b.id, text=b.text, category=seed.category, seed=seed, seed_similarity=b.seed_similarity,
+            id=b.id, text=b.text, category=seed.category,
+            seed=SeedRef(seed.id, seed.category, seed.source, seed.harmful), seed_similarity=b.seed_similarity,
             fluency=b.fluency,
             lineage=Lineage(b.chain, b.parents, b.generation, b.operator, b.method),
             score=replace(b.score, targets=targets, embedding=None),

@@ -2,39 +2,37 @@
 
 Publishing and the HTML report work from what a run wrote (benchmark.jsonl, sft.jsonl, dpo.jsonl, rejected.jsonl,
 candidates.jsonl, run.json, checkpoint.json) rather than from the search's objects, so they work on any run
-directory, old or new: the records' tolerant `from_json` fills what an older format lacks, and a missing file
-reads as empty."""
+directory, old or new: the records' tolerant `from_json` fills what an older format lacks, a missing file reads as
+empty, and a file of the wrong shape (not UTF-8, not JSON, a list where a record belongs) is one UserError naming
+it. run.json's configuration is typed (`config`, a RunConfig; None for a run that did not store one)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evoprompt.errors import UserError
-from evoprompt.records import BenchmarkItem, Candidate, Provenance, Rejection, RunInfo, RunState
+from evoprompt.files import read_json, read_jsonl
+from evoprompt.records import BenchmarkItem, Candidate, ExplainRow, GateCalibration, Provenance, Rejection, RunInfo, RunState
+from evoprompt.schema import RunConfig
+from evoprompt.validate import loose
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{n}: not a JSON record ({e.msg})") from None
-    return rows
+def _jsonl(path: Path) -> list[dict]:
+    return read_jsonl(path) if path.is_file() else []
 
 
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not JSON ({e.msg})") from None
+def _json(path: Path) -> dict:
+    return read_json(path) if path.is_file() else {}
+
+
+def _records(cls, rows: list[dict], path: Path) -> list:
+    out = []
+    for n, r in enumerate(rows, 1):
+        try:
+            out.append(cls.from_json(r))
+        except (TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{path}: record {n} is not a {cls.__name__} ({e})") from None
+    return out
 
 
 @dataclass
@@ -46,11 +44,10 @@ class Run:
     rejected: list[Rejection] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     info: RunInfo = field(default_factory=RunInfo)       # run.json's info
-    config: dict = field(default_factory=dict)           # run.json's resolved configuration
-    state: RunState = field(default_factory=RunState)    # checkpoint.json: logbook, chooser
-    gate_calibration: dict = field(default_factory=dict)
-    explain: list[dict] = field(default_factory=list)    # explain.jsonl, after `evoprompt explain run=DIR`
-    review: dict | None = None                           # export review=[...]: what people decided (review.summary)
+    config: RunConfig | None = None                      # run.json's resolved configuration
+    state: RunState = field(default_factory=RunState)    # checkpoint.json: logbook, chooser, seeds
+    gate_calibration: GateCalibration | None = None
+    explain: list[ExplainRow] = field(default_factory=list)  # explain.jsonl, after `evoprompt explain run=DIR`
 
     @property
     def provenance(self) -> Provenance:
@@ -58,14 +55,10 @@ class Run:
             return self.info.provenance
         return self.benchmark[0].provenance
 
-    def setting(self, *keys, default=None):
-        """A configuration value: run.json's resolved config, else the provenance's flat `<role>_<key>` form."""
-        v = self.config
-        for k in keys:
-            v = v.get(k) if isinstance(v, dict) else None
-        if v is None:
-            v = getattr(self.provenance, "_".join(keys), None)
-        return default if v is None else v
+    def seed_text(self, seed_id: str | None) -> str | None:
+        """A seed's text, from the run's own checkpoint (items never carry it)."""
+        s = self.state.seeds.get(seed_id or "")
+        return s.text if s else None
 
 
 def load_run(path: Path, gate_calibration: Path | None = None) -> Run:
@@ -77,11 +70,16 @@ def load_run(path: Path, gate_calibration: Path | None = None) -> Run:
     calibration = gate_calibration or path / "gate_calibration.json"
     if gate_calibration and not calibration.is_file():
         raise UserError(f"gate calibration file {calibration} does not exist")
-    summary = read_json(path / "run.json")
-    return Run(path, [BenchmarkItem.from_json(r) for r in read_jsonl(path / "benchmark.jsonl")],
-               read_jsonl(path / "sft.jsonl"), read_jsonl(path / "dpo.jsonl"),
-               [Rejection.from_json(r) for r in read_jsonl(path / "rejected.jsonl")],
-               [Candidate.from_json(r) for r in read_jsonl(path / "candidates.jsonl")],
-               RunInfo.from_json(summary.get("info", {})), summary.get("config", {}),
-               RunState.from_json(read_json(path / "checkpoint.json")), read_json(calibration),
-               read_jsonl(path / "explain.jsonl"))
+    summary = _json(path / "run.json")
+    config = summary.get("config")
+
+    def rows(name: str, cls) -> list:
+        return _records(cls, _jsonl(path / name), path / name)
+
+    return Run(path, rows("benchmark.jsonl", BenchmarkItem), _jsonl(path / "sft.jsonl"), _jsonl(path / "dpo.jsonl"),
+               rows("rejected.jsonl", Rejection), rows("candidates.jsonl", Candidate),
+               _records(RunInfo, [summary.get("info") or {}], path / "run.json")[0],
+               loose(RunConfig, config, f"{path / 'run.json'}: config") if config else None,
+               _records(RunState, [_json(path / "checkpoint.json")], path / "checkpoint.json")[0],
+               GateCalibration.read(calibration) if calibration.is_file() else None,
+               rows("explain.jsonl", ExplainRow))

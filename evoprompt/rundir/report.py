@@ -7,19 +7,19 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from evoprompt.files import atomic_savefig, atomic_write_text  # noqa: E402
+from evoprompt.files import atomic_savefig, atomic_write_text
 from evoprompt.llm.openai_backend import COOL_DOWN, DOWN_AFTER
-from evoprompt.records import RunInfo  # noqa: E402
+from evoprompt.records import GenerationRecord, RunInfo
 
 
-def plot_fitness(logbook: list[dict], path: Path) -> None:
-    gens = [r["gen"] for r in logbook]
+def plot_fitness(logbook: list[GenerationRecord], path: Path) -> None:
+    gens = [r.gen for r in logbook]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(gens, [r["population"]["mean"] for r in logbook], "o-", label="population mean F")
-    ax.plot(gens, [r["population"]["max"] for r in logbook], "s--", label="population max F")
-    best = [r["best_ever"] for r in logbook]
+    ax.plot(gens, [r.population.mean for r in logbook], "o-", label="population mean F")
+    ax.plot(gens, [r.population.max for r in logbook], "s--", label="population max F")
+    best = [r.best_ever for r in logbook]
     if any(b is not None for b in best):
         ax.plot([g for g, b in zip(gens, best) if b is not None], [b for b in best if b is not None], "^-",
                 label="best ever (gated)")
@@ -102,15 +102,15 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
               _row(*["---"] * 15)]
     for r in logbook:
-        p = r["population"]
-        gated = r["candidates"] + r["rejected"]
-        lines.append(_row(r["gen"], r["candidates"], r["filtered"], r["rejected"],
-                          f"{r['candidates'] / gated:.0%}" if r["gen"] and gated else "-",
-                          f"{r['accepted']}/{r['lineages']} ({r['accepted'] / r['lineages']:.0%})" if r["gen"] else "-",
-                          r["elites"], f"{r['tau']:.3f}",
-                          f"{p['mean']:.4f}", f"{p['max']:.4f}", f"{p['std']:.4f}", f"{r['refusal_prob']:.4f}",
-                          f"{r['judge_refusal_rate']:.3f}", f"{r['opener_prob']:.4f}",
-                          ", ".join(f"{k} {v}" for k, v in r["calls"].items() if v) or "0 (cached)"))
+        p = r.population
+        gated = r.candidates + r.rejected
+        lines.append(_row(r.gen, r.candidates, r.filtered, r.rejected,
+                          f"{r.candidates / gated:.0%}" if r.gen and gated else "-",
+                          f"{r.accepted}/{r.lineages} ({r.accepted / r.lineages:.0%})" if r.gen else "-",
+                          r.elites, f"{r.tau:.3f}",
+                          f"{p.mean:.4f}", f"{p.max:.4f}", f"{p.std:.4f}", f"{r.refusal_prob:.4f}",
+                          f"{r.judge_refusal_rate:.3f}", f"{r.opener_prob:.4f}",
+                          ", ".join(f"{k} {v}" for k, v in r.calls.items() if v) or "0 (cached)"))
     lines += ["", "Population = the current instruction x_t of every lineage after selection; generation 0 = the seeds. "
               "Gate pass = scored / (scored + rejected by guard or gate). p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
     lines += ["## Operators", "",
@@ -125,8 +125,8 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
               "Success = a mutant that passed filters, guard and gate and scored above its parent; filtered, "
               "rejected and failed rewrites count as failures.", "",
               _row("strategy", "trials", "successes", "rate"), _row("---", "---", "---", "---")]
-    for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
-        n, k = chooser["trials"][s], chooser["successes"][s]
+    for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser.trials[s]):
+        n, k = chooser.trials[s], chooser.successes[s]
         lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
     lines += ["", *transfer]
     lines += ["## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]

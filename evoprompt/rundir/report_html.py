@@ -16,17 +16,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from evoprompt.explanations import HEAT_CSS, heat  # noqa: E402
-from evoprompt.fitness.refusal import CLASS_NAMES, three_classes  # noqa: E402
-
-from evoprompt.files import atomic_write_text  # noqa: E402
-from evoprompt.rundir.report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows  # noqa: E402
-from evoprompt.records import BenchmarkItem, Candidate  # noqa: E402
-from evoprompt.rundir import review_mode  # noqa: E402
-from evoprompt.rundir.reader import Run, load_run  # noqa: E402
-from evoprompt.rundir.transfer import ci_text  # noqa: E402
+from evoprompt.explanations import HEAT_CSS, heat
+from evoprompt.files import atomic_write_text
+from evoprompt.fitness.refusal import CLASS_NAMES, three_classes
+from evoprompt.records import BenchmarkItem, Candidate, ExplainRow
+from evoprompt.rundir import review_mode
+from evoprompt.rundir.reader import Run, load_run
+from evoprompt.rundir.report import USAGE_HEADER, USAGE_NOTE, plot_fitness, usage_rows
+from evoprompt.rundir.transfer import ci_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -42,12 +41,21 @@ th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric
 VERDICT_CLASS = dict(zip(CLASS_NAMES, ("compliance", "refusal", "partial")))
 
 
-def _e(v) -> str:
-    return html.escape("" if v is None else str(v))
+class _Html(str):
+    """A string already in HTML: the one kind of table cell not escaped again."""
 
 
-def _num(v, spec: str = ".3f") -> str:
-    return format(v, spec) if isinstance(v, (int, float)) else "-"
+def _e(v) -> _Html:
+    return _Html(html.escape("" if v is None else str(v)))
+
+
+def _num(v, spec: str = ".3f") -> _Html:
+    """A number as text; anything else a run-directory file may hold in its place shows as '-'."""
+    return _Html(format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-")
+
+
+def _cell(c) -> str:
+    return c if isinstance(c, _Html) else _e(c)
 
 
 def _table(header: list[str] | None, rows: list[list], numeric: set[int] = frozenset(), row_class=None,
@@ -56,7 +64,7 @@ def _table(header: list[str] | None, rows: list[list], numeric: set[int] = froze
     body = []
     for i, r in enumerate(rows):
         cls = (f' class="{row_class[i]}"' if row_class else "") + (row_attrs[i] if row_attrs else "")
-        body.append(f"<tr{cls}>" + "".join(f'<td class="n">{c}</td>' if k in numeric else f"<td>{c}</td>"
+        body.append(f"<tr{cls}>" + "".join(f'<td class="n">{_cell(c)}</td>' if k in numeric else f"<td>{_cell(c)}</td>"
                                            for k, c in enumerate(r)) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -68,11 +76,11 @@ def _png(draw) -> str:
 
 
 def plot_refusal(logbook: list[dict], out) -> None:
-    gens = [r["gen"] for r in logbook]
+    gens = [r.gen for r in logbook]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, style, label in (("refusal_prob", "o-", "p(refusal)"), ("judge_refusal_rate", "s--", "sampled refusal rate"),
                               ("opener_prob", "^:", "refusal-opener probability")):
-        ax.plot(gens, [r[key] for r in logbook], style, label=label)
+        ax.plot(gens, [getattr(r, key) for r in logbook], style, label=label)
     ax.set_xlabel("generation")
     ax.set_ylabel("population mean")
     ax.set_xticks(gens)
@@ -87,10 +95,10 @@ def _generations(run: Run) -> str:
     if not log:
         return "<p>No per-generation log in this run directory.</p>"
     plots = _png(lambda out: plot_fitness(log, out)) + _png(lambda out: plot_refusal(log, out))
-    rows = [[r["gen"], r["candidates"], r["filtered"], r["rejected"],
-             f"{r['accepted']}/{r['lineages']}" if r["gen"] else "-",
-             _num(r["population"]["mean"], ".4f"), _num(r["population"]["max"], ".4f"),
-             _num(r["refusal_prob"], ".4f"), _num(r["judge_refusal_rate"]), _num(r["opener_prob"], ".4f")]
+    rows = [[r.gen, r.candidates, r.filtered, r.rejected,
+             f"{r.accepted}/{r.lineages}" if r.gen else "-",
+             _num(r.population.mean, ".4f"), _num(r.population.max, ".4f"),
+             _num(r.refusal_prob, ".4f"), _num(r.judge_refusal_rate), _num(r.opener_prob, ".4f")]
             for r in log]
     return (f'<div class="plots">{plots}</div>'
             + _table(["gen", "candidates", "filtered", "rejected", "accepted", "mean F", "max F", "p(refusal)",
@@ -102,13 +110,13 @@ def _strategies(run: Run) -> str:
     trials, wins = ch.get("trials", {}), ch.get("successes", {})
     out = ""
     if trials:
-        rows = [[_e(s), trials[s], wins.get(s, 0), _num(wins.get(s, 0) / trials[s], ".2f") if trials[s] else "-"]
+        rows = [[s, trials[s], wins.get(s, 0), _num(wins.get(s, 0) / trials[s], ".2f") if trials[s] else "-"]
                 for s in sorted(trials, key=lambda s: -trials[s])]
         out += ("<p>Success = a mutant that passed filters and gate and scored above its parent.</p>"
                 + _table(["strategy", "trials", "successes", "rate"], rows, numeric={1, 2, 3}))
     ops = run.info.operators
     if ops:
-        rows = [[_e(op), r["tried"], r["filtered"], r["rejected"], r["scored"], r["improved"]]
+        rows = [[op, r["tried"], r["filtered"], r["rejected"], r["scored"], r["improved"]]
                 for op, r in sorted(ops.items())]
         out += ("<p>Per strategy and method (llm: the rewriter; frame / lexicon: framings and word edits).</p>"
                 + _table(["operator", "tried", "filtered", "rejected", "scored", "improved"], rows, numeric={1, 2, 3, 4, 5}))
@@ -131,7 +139,7 @@ def _step_row(c: Candidate | BenchmarkItem, item_id: str) -> list:
     op, method, gen = ((c.lineage.operator, c.lineage.method, c.lineage.generation) if isinstance(c, BenchmarkItem)
                        else (c.operator, c.method, c.generation))
     role = "item" if c.id == item_id else "seed" if op == "seed" or gen == 0 else "step"
-    return [gen, _e(role), _e(f"{op}/{method}" if op != "seed" else op), _e(c.text),
+    return [gen, role, f"{op}/{method}" if op != "seed" else op, c.text,
             _num(c.score.fitness if c.score else None), _num(c.score.refusal_prob if c.score else None)]
 
 
@@ -143,18 +151,19 @@ def _per_target(item: BenchmarkItem) -> str:
                       f"{_num(x.judge_refusal_rate, '.2f')})" for n, x in t.items())
 
 
-def _heat_maps(item: BenchmarkItem, explained: dict[str, dict]) -> str:
+def _heat_maps(item: BenchmarkItem, seed_text: str | None, explained: dict[str, ExplainRow]) -> str:
     """The item's and its seed's per-word attributions (`evoprompt explain run=DIR`), if explained."""
-    rows = [(label, explained[t]) for label, t in (("item", item.text), ("seed", item.seed.text)) if t in explained]
+    rows = [(label, explained[t]) for label, t in (("item", item.text), ("seed", seed_text)) if t in explained]
     if not rows:
         return ""
-    scale = max(abs(a) for _, r in rows for a in r["attributions"]) or 1e-9
-    cells = [[label, _num(r["score"]), heat(r["words"], r["attributions"], scale)] for label, r in rows]
+    scale = max(abs(a) for _, r in rows for a in r.attributions) or 1e-9
+    cells = [[label, _num(r.score), _Html(heat(r.words, r.attributions, scale))] for label, r in rows]
     return ("<details open><summary>Which words make the target refuse (red raises its refusal-opener probability, "
             "blue lowers it)</summary>" + _table(["", "q(x)", "words"], cells, numeric={1}) + "</details>")
 
 
-def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explained: dict[str, dict]) -> str:
+def _item(n: int, item: BenchmarkItem, run: Run, candidates: dict[str, Candidate],
+          explained: dict[str, ExplainRow]) -> str:
     safety, score, verdict = item.safety, item.score, item.safety.verdict
     steps = [_step_row(c, item.id) for c in lineage(item, candidates)]
     samples = score.samples
@@ -171,12 +180,12 @@ def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explain
 {_e(safety.reason)}</div>
 {f'<div class="meta">{labels}</div>' if labels else ''}
 {review_mode.item_controls()}
-{_heat_maps(item, explained)}
+{_heat_maps(item, run.seed_text(item.seed.id), explained)}
 <details open><summary>Lineage: {_e(chain)}</summary>
 {_table(["gen", "", "strategy", "instruction", "fitness", "p(refusal)"], steps, numeric={0, 4, 5})}</details>
 <details open><summary>{len(samples)} sampled responses of the target{'s' if many else ''}, with the refusal judge's verdicts</summary>
 {_table((["target"] if many else []) + ["response", "p(refusal)", "verdict", "your label"],
-        [([_e(s.target)] if many else []) + [_e(t), _num(q), _e(c), review_mode.response_controls()]
+        [([s.target] if many else []) + [t, _num(q), c, _Html(review_mode.response_controls())]
          for s, t, q, c in zip(samples, texts, p, classes)],
         numeric={2 if many else 1}, row_class=[VERDICT_CLASS[c] for c in classes],
         row_attrs=[f' data-sample="{j}"' for j in range(len(samples))])}</details>
@@ -186,7 +195,7 @@ def _item(n: int, item: BenchmarkItem, candidates: dict[str, Candidate], explain
 def _rejected(run: Run) -> str:
     if not run.rejected:
         return "<p>The gate rejected no candidate.</p>"
-    rows = [[r.generation, _e(r.id), _e(r.text), _e(r.gate.verdict if r.gate else None),
+    rows = [[r.generation, r.id, r.text, r.gate.verdict if r.gate else None,
              _num(r.gate.p_safe if r.gate else None)] for r in run.rejected]
     return (f"<details><summary>{len(rows)} candidates the harmlessness gate rejected (never scored, never exported)"
             f"</summary>{_table(['gen', 'id', 'instruction', 'verdict', 'p(safe)'], rows, numeric={0, 4})}</details>")
@@ -196,15 +205,15 @@ def _transfer(run: Run) -> str:
     summary = run.info.transfer
     if not summary:
         return "<p>No exported items, so no transfer table.</p>"
-    rows = [[_e(n), ci_text(r["refused"]), ci_text(r["sampled_refusal_rate"]), _num(r["refusal_prob"])]
+    rows = [[n, ci_text(r["refused"]), ci_text(r["sampled_refusal_rate"]), _num(r["refusal_prob"])]
             for n, r in summary["targets"].items()]
     out = ("<p>Per target: the share of exported items it refused (one of its K samples a confirmed refusal) and "
            "its mean sampled refusal rate, with bootstrap 95% intervals.</p>"
            + _table(["target", "items refused", "sampled refusal rate", "mean p(refusal)"], rows, numeric={1, 2, 3}))
     if summary["agreement"]:
-        out += (f"<p>Refused by every target: {summary['refused_by_all']:.2f} of the items.</p>"
+        out += (f"<p>Refused by every target: {_num(summary['refused_by_all'], '.2f')} of the items.</p>"
                 + _table(["targets", "label agreement", "Cohen's kappa"],
-                         [[_e(f"{a['a']} / {a['b']}"), _num(a["agreement"], ".2f"), _num(a["kappa"], ".2f")]
+                         [[f"{a['a']} / {a['b']}", _num(a["agreement"], ".2f"), _num(a["kappa"], ".2f")]
                           for a in summary["agreement"]], numeric={1, 2}))
     heat = run.path / "transfer.png"
     if heat.is_file():
@@ -213,7 +222,7 @@ def _transfer(run: Run) -> str:
 
 
 def _usage(run: Run) -> str:
-    rows = [[_e(c) for c in r] for r in usage_rows(run.info.usage)]
+    rows = usage_rows(run.info.usage)
     if not rows:
         return "<p>This run directory records no model usage.</p>"
     return f"<p>{_e(USAGE_NOTE)}</p>" + _table(USAGE_HEADER, rows, numeric=set(range(3, len(USAGE_HEADER))))
@@ -221,21 +230,21 @@ def _usage(run: Run) -> str:
 
 def render(run: Run) -> str:
     prov, info = run.provenance, run.info
-    facts = [("target", run.setting("target", "model")),
+    facts = [("target", run.config.target.model if run.config else None),
              ("rewriter", prov.rewriter_model), ("gate", prov.gate_model),
              ("refusal judge", prov.refusal_judge), ("generations", info.generations),
              ("lineages", info.lineages), ("wall time (s)", info.wall_time_s),
              ("config hash", prov.config_hash), ("evoprompt", prov.evoprompt_version),
              ("exported items", len(run.benchmark)), ("SFT / DPO pairs", f"{len(run.sft)} / {len(run.dpo)}")]
     candidates = {c.id: c for c in run.candidates}
-    explained = {r["text"]: r for r in run.explain if r.get("method") == "occlusion"}
-    items = "".join(_item(n, r, candidates, explained) for n, r in enumerate(run.benchmark, 1)) or (
+    explained = {r.text: r for r in run.explain if r.method == "occlusion"}
+    items = "".join(_item(n, r, run, candidates, explained) for n, r in enumerate(run.benchmark, 1)) or (
         "<p>No item was exported (none reached export.min_refusal with a refusing sample).</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>evoprompt run report: {_e(run.path.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>evoprompt run report</h1>
-{_table(None, [[_e(k), _e(v)] for k, v in facts if v is not None])}
+{_table(None, [[k, v] for k, v in facts if v is not None])}
 <h2>Per generation</h2>
 {_generations(run)}
 <h2>Strategies</h2>

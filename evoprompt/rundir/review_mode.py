@@ -96,7 +96,8 @@ document.addEventListener('keydown', e => {
   e.preventDefault();
 });
 function download(){
-  const who = (st.reviewer || 'anonymous').replace(/[^A-Za-z0-9_.-]+/g, '_');
+  const who = (st.reviewer || '').trim().replace(/[^A-Za-z0-9_.-]+/g, '_');
+  if (!who){ document.getElementById('review-saved').textContent = 'type your name first: files of two reviewers must not share a name'; return; }
   const out = [];
   for (const it of data.items){
     const r = st.items[it.id];
@@ -148,7 +149,7 @@ def entries(items: list[BenchmarkItem]) -> list[dict]:
 def script(run_key: str, items: list[dict]) -> str:
     """The review data (entries(), or the same shape) and the review script."""
     data = {"run": run_key, "items": items}
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     js = (JS.replace("%(decisions)s", json.dumps({KEYS[d]: d for d in DECISIONS}))
           .replace("%(labels)s", json.dumps({KEYS[x]: x for x in LABELS})))
     return (f'<script type="application/json" id="review-data">{payload}</script>\n<script>{js}</script>')

@@ -1,38 +1,24 @@
-"""Refusal judges behind one interface (base.RefusalJudge), chosen by name."""
+"""Refusal judges behind one interface (base.RefusalJudge), chosen by name (registry.JUDGES)."""
 from __future__ import annotations
 
 import numpy as np
 
-from evoprompt.errors import unknown
+from evoprompt.fitness.refusal.base import PARTS, JudgeParts, RefusalJudge
+from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
+from evoprompt.registry import JUDGES, get
 
-from evoprompt.fitness.refusal.base import RefusalJudge
-from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
-
-
-JUDGES = ("classifier-anchored", "classifier", "phrases", "phrases-substring", "llm", "hf-classifier")
 CLASS_NAMES = ("full compliance", "full refusal", "partial refusal")
 
 
-def make_judge(name: str, phrases=None, embedder=None, backend=None, model=None) -> RefusalJudge:
-    """backend: what the `llm` judge runs on; model: the weights of `classifier` (default: shipped) or `hf-classifier`."""
-    if name == "phrases":
-        return AnchoredPhraseJudge(phrases) if phrases else AnchoredPhraseJudge()
-    if name == "phrases-substring":
-        return SubstringPhraseJudge(phrases) if phrases else SubstringPhraseJudge()
-    if name in ("classifier", "classifier-anchored"):
-        from evoprompt.fitness.refusal.classifier import AnchoredClassifier, EmbeddingRefusalClassifier, SHIPPED
+def judge_class(name: str) -> type:
+    return get("refusal judge", JUDGES, name)
 
-        clf = EmbeddingRefusalClassifier.load(model or SHIPPED, embedder=embedder)
-        return AnchoredClassifier(clf) if name == "classifier-anchored" else clf
-    if name == "llm":
-        from evoprompt.fitness.refusal.llm_judge import LLMRefusalJudge
 
-        return LLMRefusalJudge(backend)
-    if name == "hf-classifier":
-        from evoprompt.fitness.refusal.hf_classifier import HFClassifierJudge
-
-        return HFClassifierJudge(model)
-    raise unknown("refusal judge", name, JUDGES)
+def make_judge(name: str, parts: JudgeParts | None = None) -> RefusalJudge:
+    """A registered judge built from the parts it declares it needs (the others are left out)."""
+    cls = judge_class(name)
+    parts = parts or JudgeParts()
+    return cls.from_parts(JudgeParts(**{k: getattr(parts, k) for k in PARTS if k in cls.NEEDS}))
 
 
 def three_classes(judge, instructions, responses, refusal_p) -> list[int]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar
 
 import numpy as np
 
 from evoprompt.errors import UserError
-
+from evoprompt.fitness.refusal.base import JudgeParts
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, sentences
 
 SHIPPED = Path(__file__).with_name("shipped.npz")
@@ -69,18 +70,24 @@ def features(responses: Sequence[str], embedder) -> np.ndarray:
 
 @dataclass
 class EmbeddingRefusalClassifier:
+    """Logistic regression on MiniLM embeddings of the answer's opening (the shipped one, or judge-train's)."""
     weights: np.ndarray
     bias: float
     metadata: dict = field(default_factory=dict)
     embedder: object = None  # loaded on first use when None
     name: str = "classifier"
+    NEEDS: ClassVar[tuple[str, ...]] = ("embedder", "model")
+
+    @classmethod
+    def from_parts(cls, parts: JudgeParts) -> EmbeddingRefusalClassifier:
+        return cls.load(parts.model or SHIPPED, embedder=parts.embedder)
 
     def prob(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
         if not responses:
             return []
         if self.embedder is None:
-            from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
             from evoprompt.fitness.diversity import Embedder
+            from evoprompt.llm.embedded import EMBEDDED_EMBEDDER
 
             self.embedder = Embedder(EMBEDDED_EMBEDDER)
         x = features(list(responses), self.embedder)
@@ -104,7 +111,7 @@ class EmbeddingRefusalClassifier:
         atomic_write_bytes(path if path.endswith(".npz") else path + ".npz", buf.getvalue())
 
     @classmethod
-    def load(cls, path=SHIPPED, embedder=None) -> "EmbeddingRefusalClassifier":
+    def load(cls, path=SHIPPED, embedder=None) -> EmbeddingRefusalClassifier:
         try:
             with np.load(path, allow_pickle=False) as z:
                 weights, bias = z["weights"].astype(np.float64), float(z["bias"])
@@ -133,6 +140,11 @@ class AnchoredClassifier:
     off_anchor: float = 0.1
     short_words: int = 20
     name: str = "classifier-anchored"
+    NEEDS: ClassVar[tuple[str, ...]] = ("embedder", "model")
+
+    @classmethod
+    def from_parts(cls, parts: JudgeParts) -> AnchoredClassifier:
+        return cls(EmbeddingRefusalClassifier.from_parts(parts))
 
     def prob(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
         opens = AnchoredPhraseJudge()

@@ -4,15 +4,25 @@ the labels whose name says refusal/rejection."""
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
+from evoprompt.errors import UserError
+from evoprompt.fitness.refusal.base import JudgeParts
 from evoprompt.llm.base import BackendError
 
 _REFUSAL_LABEL = re.compile(r"refus|reject", re.I)
 
 
 class HFClassifierJudge:
+    """An HF sequence classifier with a refusal label, from a local folder (e.g. distilroberta-base-rejection-v1)."""
     name = "hf-classifier"
+    NEEDS = ("model",)
+
+    @classmethod
+    def from_parts(cls, parts: JudgeParts) -> HFClassifierJudge:
+        if not parts.model:
+            raise UserError("the hf-classifier refusal judge needs its weights: set the judge's model to a folder")
+        return cls(parts.model)
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, pair_input: bool = False):
         import torch

@@ -4,18 +4,27 @@
 the target's answer to it), so they are quoted neutralised and fenced (judge_prompt.render)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from evoprompt.llm import Backend
-
+from evoprompt.errors import UserError
 from evoprompt.fitness.judge_prompt import label_logprobs, load_prompt, render, softmax
+from evoprompt.fitness.refusal.base import JudgeParts
+from evoprompt.llm import Backend
 
 ANSWER_PREFIX = "Class:"
 LABELS = ("1", "2", "3")
 
 
 class LLMRefusalJudge:
+    """An LLM reads the answer: three classes from the log-probs of their labels (any backend with log-probs)."""
     name = "llm"
+    NEEDS = ("llm",)
+
+    @classmethod
+    def from_parts(cls, parts: JudgeParts) -> LLMRefusalJudge:
+        if parts.llm is None:
+            raise UserError("the llm refusal judge needs a model: set the judge's model to a target preset name")
+        return cls(parts.llm)
 
     def __init__(self, backend: Backend, prompt: str | None = None, max_response_chars: int = 2000):
         self.backend = backend

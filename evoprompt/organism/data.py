@@ -1,13 +1,5 @@
-"""`embedded-guarded`: the packaged SmolLM2-135M-Instruct with a safety LoRA this project builds, the model
-organism of over-refusal that the embedded default targets.
-
-Real safety-tuned models over-refuse because safety training generalises from harmful requests to their
-surface (alarming words) regardless of context; the same training reproduces it at 135M parameters. The LoRA
-ships in the package (`guarded/`: the adapter and `provenance.json`, the data hashes, recipe and versions of
-its build) and is merged into a plain HF folder under the cache on first use (seconds), so HF and vLLM load
-it at full speed with no per-request LoRA. `evoprompt build-guarded` rebuilds it from the data in
-`seeds/organism/` (written by this project: no public benchmark is trained on, so every one stays a clean
-held-out test) and prints its profile."""
+"""The organism's written data (seeds/organism/): harmful requests with the refusals they are trained to, contrast
+and everyday requests answered by the base model, tones; and the training mix of one build."""
 from __future__ import annotations
 
 import hashlib
@@ -16,15 +8,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from evoprompt.llm.base import BackendError
-
-SHIPPED = Path(__file__).parent / "guarded"
+import evoprompt.seeds
 
 
 def organism_dir() -> Path:
     """seeds/organism/, in a checkout or as the installed package data of evoprompt.seeds."""
-    import evoprompt.seeds
-
     return Path(evoprompt.seeds.__file__).parent / "organism"
 
 
@@ -60,30 +48,6 @@ def tones() -> list[str]:
 def data_hashes() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(organism_dir().iterdir())
             if p.suffix in (".jsonl", ".tsv", ".txt")}
-
-
-def guarded_llm_dir() -> Path:
-    """The merged HF folder of the guarded model, made from the shipped adapter on first use."""
-    adapter = SHIPPED / "adapter_model.safetensors"
-    if not adapter.is_file():
-        raise BackendError(f"the guarded model's adapter {adapter} is missing; rebuild it with "
-                           "`python -m evoprompt build-guarded`")
-    # the config holds the dose (lora_alpha) the merge applies: a changed dose is a different model
-    digest = hashlib.sha256(adapter.read_bytes() + (SHIPPED / "adapter_config.json").read_bytes()).hexdigest()[:12]
-    out = Path(_cache_root()) / "models" / f"SmolLM2-135M-Instruct-guarded-{digest}"
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
-        return out
-    from evoprompt.align.train import merge
-    from evoprompt.llm.embedded import embedded_llm_dir
-
-    merge(str(embedded_llm_dir()), SHIPPED, out)
-    return out
-
-
-def _cache_root() -> Path:
-    from evoprompt.llm.embedded import cache_root
-
-    return cache_root()
 
 
 @dataclass
