@@ -32,7 +32,18 @@ def _one_line(e: BaseException) -> str:
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     cause = e.__cause__ or e.__context__
     extra = [l.strip() for l in str(cause).splitlines() if l.strip()][:1] if cause else []
+    extra = [x for x in extra if not lines or x.strip('"') not in lines[0]]
     return "; ".join((lines[:1] + extra) or [type(e).__name__])
+
+
+def os_error(e: OSError) -> str:
+    """An OSError as one line naming the path, and a full disk as such."""
+    import errno
+
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"{where}no space left on the disk; free some and run the same command again (finished work is kept)"
+    return f"{where}{e.strerror or e}"
 
 
 def precheck(command: str, config_name: str, args: list[str]) -> None:
@@ -64,16 +75,23 @@ def precheck(command: str, config_name: str, args: list[str]) -> None:
             node = OmegaConf.select(base, parent) if parent else base
             valid = ", ".join(map(str, node.keys())) if hasattr(node, "keys") else "none"
             fail(f"unknown key '{key}' ({leaf!r} is not a key of {parent or 'the config'}); valid: {valid}")
+    from omegaconf.errors import OmegaConfBaseException
+
     from evoprompt.validate import validate
 
     try:
-        validate(command, OmegaConf.to_container(cfg, resolve=True))
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:  # an interpolation that does not resolve, e.g. ${oc.env:UNSET}
+        key = getattr(e, "full_key", None)
+        fail(f"{key + ': ' if key else ''}{_one_line(e)}")
+    try:
+        validate(command, plain)
     except UserError as e:
         fail(str(e))
 
 
 def register_configs(args: list[str]) -> None:
-    """The commands' schemas (evoprompt/schema.py) as base configs, and the presets in experiments/ at the top
+    """The commands' schemas (evoprompt/schema/) as base configs, and the presets in experiments/ at the top
     level as the config group `experiment`."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
@@ -116,11 +134,16 @@ def main() -> None:
         from evoprompt.errors import UserError
         from evoprompt.llm import close_engines
         from evoprompt.llm.base import BackendError
+        from evoprompt.secrets import redact_files
 
+        out = Path(HydraConfig.get().runtime.output_dir)
+        redact_files(out / ".hydra")
         try:
-            module.main(cfg, Path(HydraConfig.get().runtime.output_dir))
+            module.main(cfg, out)
         except (UserError, BackendError) as e:
             fail(str(e))
+        except OSError as e:  # a read-only folder, a full disk, a path that is a file: the OS's one line
+            fail(os_error(e))
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (run: from the last finished generation; "
                  "align: from the last checkpoint)")

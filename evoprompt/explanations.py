@@ -2,7 +2,6 @@
 the heat-mapped sentences of explain.html and a run's report.html."""
 from __future__ import annotations
 
-import csv
 import html
 import re
 from collections import defaultdict
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt import metrics
+from evoprompt.files import read_csv
 from evoprompt.records import ExplainRow
 
 
@@ -69,12 +69,11 @@ def gold_focus(path: str) -> dict[str, str]:
     p = Path(path)
     if p.suffix.lower() != ".csv" or not p.is_file():
         return {}
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "focus" not in reader.fieldnames:
-            return {}
-        col = next((c for c in ("prompt", "text", "instruction") if c in reader.fieldnames), None)
-        return {r[col].strip(): r["focus"] for r in reader if col and r.get("focus")} if col else {}
+    header, rows = read_csv(p)
+    if "focus" not in header:
+        return {}
+    col = next((c for c in ("prompt", "text", "instruction") if c in header), None)
+    return {r[col].strip(): r["focus"] for r in rows if r.get("focus")} if col else {}
 
 
 def hits_focus(word: str, focus: str) -> bool:

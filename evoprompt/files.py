@@ -7,11 +7,13 @@ system), flushes and fsyncs it, then os.replace()s it over the target and fsyncs
 before the rename leaves the old file untouched and at most a hidden `.NAME.tmp-PID` file, which the next
 write of NAME removes.
 
-Readers (`read_text`, `read_json`, `read_jsonl`): a file that is not UTF-8, not JSON, or not the shape asked for is
+Readers (`read_text`, `read_json`, `read_jsonl`, `read_csv`): a file that is not UTF-8, not JSON, or not the shape asked for is
 one UserError naming the file and line, never a traceback; they are used wherever a person's file is read (run
 directories, review files, labelled sets, calibrations)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -111,6 +113,33 @@ def read_text(path: str | Path) -> str:
         line = data[:e.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
                         "save the file as UTF-8") from None
+
+
+MAX_CSV_FIELD = 1 << 20  # characters: longer is not a prompt but a broken file (an unclosed quote)
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the rows of a CSV file, each row {column: text}; a row with fewer fields than the header,
+    a field over MAX_CSV_FIELD characters or bad quoting stops with one line naming the file and line."""
+    path = Path(path)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_CSV_FIELD)
+    try:
+        header = next(reader, [])
+        rows = []
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) < len(header):
+                raise UserError(f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)} "
+                                f"({', '.join(header)})")
+            rows.append(dict(zip(header, fields)))
+    except csv.Error as e:
+        raise UserError(f"{path}:{reader.line_num}: bad CSV ({e})") from None
+    finally:
+        csv.field_size_limit(limit)
+    return header, rows
 
 
 def read_json(path: str | Path, kind: type = dict, what: str = "a JSON object"):

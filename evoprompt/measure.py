@@ -17,6 +17,7 @@ from evoprompt import metrics
 from evoprompt.fitness.refusal import CLASS_NAMES, three_classes
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, SubstringPhraseJudge
 from evoprompt.llm import Decoding
+from evoprompt.progress import in_chunks
 
 
 def rate_row(values, n_boot: int, seed: int) -> tuple[float, float, float]:
@@ -61,7 +62,7 @@ def measure_target(backend, tname: str, sets: dict[str, list[str]], sp: str | No
     chats = [([{"role": "system", "content": sp}] if sp else []) + [{"role": "user", "content": x}]
              for texts in sets.values() for x in texts]
     console.print(f"[bold]{tname}[/]: {len(chats)} responses")
-    samples = [s[0] for s in backend.generate(chats, 1, dec, seed)]
+    samples = [s[0] for s in in_chunks(console, f"{tname}: answers", chats, lambda cs: backend.generate(cs, 1, dec, seed))]
     pos, responses = 0, []
     for name, texts in sets.items():
         batch = samples[pos:pos + len(texts)]

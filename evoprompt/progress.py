@@ -1,12 +1,11 @@
 """Live progress with rich: generation, stage, candidates scored, gate pass rate, acceptance rate, best
-fitness, ETA; a summary table at the end."""
+fitness, ETA; the per-generation table printed row by row above it, one summary line at the end."""
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from evoprompt.faults import kill_point
 
@@ -22,6 +21,19 @@ def make_console(stderr: bool = False, **kw) -> Console:
     return c
 
 
+def in_chunks(console: Console, label: str, items: list, fn, size: int = 64) -> list:
+    """fn(items) computed chunk by chunk behind a progress bar (eval's answers, explain's variants): the same
+    results as one call where fn is per item, as the backends' samplers and caches are (seeded per row)."""
+    out: list = []
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=len(items))
+        for i in range(0, len(items), size):
+            out += fn(items[i:i + size])
+            bar.advance(task, len(items[i:i + size]))
+    return out
+
+
 class RunProgress:
     def __init__(self, generations: int, backends: dict, cache, console: Console | None = None):
         self.console = console or make_console(stderr=True)
@@ -34,6 +46,7 @@ class RunProgress:
         self._task = self._progress.add_task("run", total=generations, stats="", stage="")
         self.started = time.time()
         self._stage, self._stage_t0, self._stage_s = None, time.time(), {}
+        self._rows = 0
 
     def __enter__(self):
         self._progress.start()
@@ -71,23 +84,34 @@ class RunProgress:
         out, self._stage_s = {k: round(v, 1) for k, v in self._stage_s.items()}, {}
         return out
 
-    def generation_done(self, r: dict) -> None:
+    def generation_done(self, r) -> None:
+        """The progress line's figures, and the generation's row of the table printed above it (the table grows
+        as the run goes; per-candidate decisions are in the log file and filtered.jsonl / rejected.jsonl)."""
         acc = f"acc {r.accepted}/{r.lineages}" if r.gen else "acc -"
         best = r.best_ever if r.best_ever is not None else r.population.max
         self._progress.update(self._task, completed=r.gen, stage="",
                               stats=f"scored {r.candidates} | filtered {r.filtered} | rejected {r.rejected} | "
                                     f"{acc} | elites {r.elites} | best {best:.3f} | p(refusal) {r.refusal_prob:.3f}")
+        if not self._rows:
+            self.console.print(_line(COLUMNS), style="bold")
+        self._rows += 1
+        self.console.print(_line(_cells(r)))
 
-    def summary(self, logbook: list, cache_hits: int, cache_misses: int) -> None:
-        table = Table(title="evoprompt run")
-        for col in ("gen", "scored", "filtered", "rejected", "accepted", "elites", "mean F", "max F", "p(refusal)",
-                    "refusal rate", "model calls"):
-            table.add_column(col, justify="right")
-        for r in logbook:
-            table.add_row(str(r.gen), str(r.candidates), str(r.filtered), str(r.rejected),
-                          f"{r.accepted}/{r.lineages}" if r.gen else "-", str(r.elites),
-                          f"{r.population.mean:.3f}", f"{r.population.max:.3f}",
-                          f"{r.refusal_prob:.3f}", f"{r.judge_refusal_rate:.2f}",
-                          str(sum(r.calls.values())))
-        self.console.print(table)
-        self.console.print(f"cache: {cache_hits} hits, {cache_misses} misses; wall time {time.time() - self.started:.0f} s")
+    def summary(self, cache_hits: int, cache_misses: int, counts: dict) -> None:
+        outputs = ", ".join(f"{k} {v}" for k, v in counts.items())
+        cache = f"cache {cache_hits} hits / {cache_misses} misses; " if cache_hits is not None else ""
+        self.console.print(f"done in {time.time() - self.started:.0f} s; {cache}{outputs}")
+
+
+COLUMNS = ("gen", "scored", "filtered", "rejected", "accepted", "elites", "mean F", "max F", "p(refusal)",
+           "refusal rate", "model calls")
+
+
+def _cells(r) -> list[str]:
+    return [str(r.gen), str(r.candidates), str(r.filtered), str(r.rejected),
+            f"{r.accepted}/{r.lineages}" if r.gen else "-", str(r.elites), f"{r.population.mean:.3f}",
+            f"{r.population.max:.3f}", f"{r.refusal_prob:.3f}", f"{r.judge_refusal_rate:.2f}", str(sum(r.calls.values()))]
+
+
+def _line(cells) -> str:
+    return "  ".join(c.rjust(max(len(h), 5)) for c, h in zip(cells, COLUMNS))

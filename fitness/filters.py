@@ -19,12 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from evoprompt.llm import Backend, completion
+from evoprompt.text import for_screens
 
 FLUENCY_PREFIX = "Question:"
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    """Lower-case words only, after the screens' normalisation (look-alike letters, zero-width characters)."""
+    return re.sub(r"[^a-z0-9]+", " ", for_screens(text).lower()).strip()
 
 
 def overlap(a: str, b: str) -> float:

@@ -348,6 +348,27 @@ def test_run_with_a_faulty_openai_target_completes_and_never_leaks_the_key(tmp_p
 
 
 @pytest.mark.slow
+def test_a_password_in_the_base_url_reaches_no_file_and_no_output(tmp_path):
+    """https://user:pass@host: the password went to run.json, report.md, .hydra/ and (httpx INFO) the log."""
+    import subprocess
+    import sys
+
+    password = "pw-" + SENTINEL
+    with FaultServer() as srv:
+        url = srv.url.replace("http://", f"http://evo:{password}@")
+        out = tmp_path / "creds"
+        cmd = [sys.executable, "-m", "evoprompt", "run", "generations=0", *SMALL_RUN, "target.backend=openai",
+               "target.model=embedded", f"+target.base_url={url}", "+target.supports_logprobs=true",
+               f"cache.path={out / 'calls.sqlite'}", f"hydra.run.dir={out}"]
+        r = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": "k"}, capture_output=True, text=True,
+                           timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {"run.json", "report.md"} <= {p.name for p in out.iterdir()} and (out / ".hydra").is_dir()
+    leaks = [str(p) for p in out.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert leaks == [] and password not in r.stdout + r.stderr
+
+
+@pytest.mark.slow
 def test_run_with_a_dead_openai_target_stops_with_one_line(tmp_path):
     with FaultServer(always="503") as srv:
         out, r = _run(tmp_path, srv, "dead", "+target.max_retries=2", timeout=600)

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from evoprompt.errors import UserError
 from evoprompt.llm import backend_class, memory
 from evoprompt.llm.embedded import EMBEDDED_EMBEDDER, EMBEDDED_LLM, GUARDED_LLM, SHIPPED, resolve_model_path
-from evoprompt.llm.openai_backend import safe_url
 from evoprompt.roles import load_seeds
 from evoprompt.schema import RUN_ROLES
+from evoprompt.secrets import safe_url
 from evoprompt.validate import role_mapping, run_targets, target_roles, validate_run
 
 HELP = "validate a configuration and this machine for it"

@@ -20,7 +20,7 @@ from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_json
 from evoprompt.fitness.attribution import METHODS, captum, occlusion, random_drops, refusal_score, saliency, without
 from evoprompt.llm import Decoding
 from evoprompt.presets import target_preset
-from evoprompt.progress import make_console
+from evoprompt.progress import in_chunks, make_console
 from evoprompt.records import ExplainRow
 from evoprompt.roles import Roles
 from evoprompt.rundir.report import usage, usage_table
@@ -108,8 +108,11 @@ def main(cfg, run_dir: Path) -> None:
         def chat(text, sp=sp):
             return ([{"role": "system", "content": sp}] if sp else []) + [{"role": "user", "content": text}]
 
-        score = refusal_score(backend, chat, c.score, c.openers, judge=judge, K=c.K,
+        whole = refusal_score(backend, chat, c.score, c.openers, judge=judge, K=c.K,
                               decoding=Decoding(d.temperature, d.top_p, d.max_new_tokens), seed=c.seed)
+
+        def score(texts, whole=whole, tname=tname):
+            return in_chunks(console, f"{tname}: scoring", list(texts), whole)
         flat = [(s, pid, t, cat, f) for s, items in sets.items() for pid, t, cat, f in items]
         texts = [t for _, _, t, _, _ in flat]
         for method in c.methods:

@@ -8,7 +8,6 @@ default) and reports accuracy and unsafe recall at the configured threshold, the
 unsafe prompts, with what that costs in safe prompts rejected."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
@@ -21,7 +20,7 @@ from rich.table import Table
 
 from evoprompt import metrics
 from evoprompt.errors import UserError
-from evoprompt.files import atomic_write_text
+from evoprompt.files import atomic_write_text, read_csv, read_jsonl
 from evoprompt.progress import make_console
 from evoprompt.public_sets import DATA_ENV, PUBLIC_SETS, available, resolve
 from evoprompt.roles import Roles
@@ -39,14 +38,7 @@ def read_labelled(path: Path, text_column: str, label_column: str) -> list[tuple
     """(prompt, 1 if unsafe else 0) from a CSV or JSONL file; every problem is one UserError naming file and row."""
     if not path.is_file():
         raise UserError(f"labelled prompt file not found: {path}")
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            if path.suffix in (".jsonl", ".json"):
-                rows = [json.loads(line) for line in f if line.strip()]
-            else:
-                rows = list(csv.DictReader(f))
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
-        raise UserError(f"{path}: not a readable CSV/JSONL file ({e})") from None
+    rows = read_jsonl(path) if path.suffix in (".jsonl", ".json") else read_csv(path)[1]
     if not rows:
         raise UserError(f"{path}: no rows")
     out = []

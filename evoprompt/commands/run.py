@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,7 @@ from evoprompt.rundir.report import plot_fitness, usage, write_report
 from evoprompt.rundir.report_html import write_html_report
 from evoprompt.schema import RUN_ROLES, RunConfig
 from evoprompt.search import evolve, make_toolbox
+from evoprompt.secrets import redact
 from evoprompt.validate import run_targets, target_roles, validate_run
 
 HELP = "evolve seeds into an over-refusal benchmark + SFT/DPO data"
@@ -47,10 +49,8 @@ def provenance(cfg: RunConfig, config_hash: str) -> Provenance:
 
 def _warn_weak_gate(cfg: RunConfig) -> None:
     if cfg.gate.model == EMBEDDED_LLM:
-        log.warning("the harmlessness gate is the embedded 135M model: it tells harmful from harmless text "
-                    "poorly (docs/gate.md); the seed-copy guard and blocklist back it up. "
-                    "Use a strong judge model for anything you publish.")
-        print("warning: the gate is the embedded 135M model, a weak judge (see docs/gate.md)")
+        print("warning: the harmlessness gate is the embedded 135M model, a weak judge backed by the seed-copy "
+              "guard and blocklist (docs/gate.md); use a strong judge model for anything you publish", file=sys.stderr)
 
 
 def _search(cfg: RunConfig, roles: Roles, seeds, st, run_dir: Path, progress):
@@ -119,13 +119,13 @@ def main(hydra_cfg, run_dir: Path) -> dict:
         usage=usage(roles.backends), cache_hits=hits if roles.cache else None,
         cache_misses=misses if roles.cache else None, rewrites_given_up=st.counters.rewrite_failures,
         operators=st.counters.operators, provenance=prov, transfer=pool_summary)
-    atomic_write_json(run_dir / "run.json", {"info": info.to_json(), "outputs": counts, "config": asdict(cfg)},
+    atomic_write_json(run_dir / "run.json", {"info": info.to_json(), "outputs": counts, "config": redact(asdict(cfg))},
                       indent=1, default=str)
-    write_report(run_dir / "report.md", logbook, st.chooser, counts, info, OmegaConf.to_yaml(hydra_cfg),
+    write_report(run_dir / "report.md", logbook, st.chooser, counts, info, redact(OmegaConf.to_yaml(hydra_cfg)),
                  transfer.markdown(pool_summary, benchmark, "transfer.png" if heat else None))
     write_html_report(run_dir)
-    progress.summary(logbook, hits, misses)
-    progress.console.print(f"outputs in {run_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    progress.summary(hits if roles.cache else None, misses, counts)
+    progress.console.print(f"outputs in {run_dir} (report.html to read and review the items)")
     if not counts["benchmark"]:
         progress.console.print(f"[yellow]no item reached export.min_refusal={cfg.export.min_refusal} with a refusing "
                                "sample: run more generations or seeds[/yellow]")

@@ -58,6 +58,17 @@ def _locked(e: sqlite3.Error) -> bool:
     return isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in ("locked", "busy"))
 
 
+def _not_damage(e: sqlite3.Error) -> str | None:
+    """Why a failure is the machine's, not the file's (a full disk, a read-only folder, an I/O error): the cache
+    is then turned off and kept as it is, never set aside as damaged."""
+    text = str(e).lower()
+    if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return "the disk is full"
+    if "readonly" in text or "read-only" in text or "disk i/o error" in text:
+        return str(e)
+    return None
+
+
 class CallCache:
     """sqlite file of (key, JSON value). Never stops a run: a file that is not a database, or a damaged one, is
     moved aside (PATH.corrupt-TIMESTAMP, named in a warning) and rebuilt; a database another process keeps
@@ -86,8 +97,8 @@ class CallCache:
             if _locked(e):
                 self._disable(f"locked by another process for more than {timeout:g} s")
                 return
-            if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
-                self._disable(str(e))
+            if (isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e)) or _not_damage(e):
+                self._disable(_not_damage(e) or str(e))
                 return
             self._close()
             self._set_aside(str(e))
@@ -134,6 +145,9 @@ class CallCache:
         """A query failed mid-run (caller holds the lock): a lock turns the cache off, damage rebuilds it."""
         if _locked(e):
             self._disable(f"locked by another process for more than {self.timeout:g} s")
+            return
+        if _not_damage(e):
+            self._disable(_not_damage(e))
             return
         self._close()
         try:

@@ -31,10 +31,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 from evoprompt.llm.base import BackendError, Capabilities, Chat, Decoding, Sample
 from evoprompt.llm.embedded import EMBEDDED_LLM, GUARDED_LLM, resolve_model_path
+from evoprompt.secrets import safe_url
 
 log = logging.getLogger("evoprompt.openai")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -44,16 +44,6 @@ COOL_DOWN = 30.0   # seconds it stays out
 
 class Malformed(Exception):
     """A 200 answer that cannot be used (retried at most max_malformed times)."""
-
-
-def safe_url(url: str | None) -> str:
-    """url without user:password@ (credentials never reach a message)."""
-    if not url:
-        return str(url)
-    parts = urlsplit(str(url))
-    if parts.username or parts.password:
-        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    return urlunsplit(parts)
 
 
 def retry_after(e) -> float | None:

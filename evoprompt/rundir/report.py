@@ -125,8 +125,8 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
               "Success = a mutant that passed filters, guard and gate and scored above its parent; filtered, "
               "rejected and failed rewrites count as failures.", "",
               _row("strategy", "trials", "successes", "rate"), _row("---", "---", "---", "---")]
-    for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser.trials[s]):
-        n, k = chooser.trials[s], chooser.successes[s]
+    for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
+        n, k = chooser["trials"][s], chooser["successes"][s]
         lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
     lines += ["", *transfer]
     lines += ["## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]

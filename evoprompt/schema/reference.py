@@ -81,7 +81,7 @@ def _presets() -> list[str]:
 def reference() -> str:
     """docs/configuration.md: every key of every command, its type, default and help, from the schema alone."""
     lines = ["# Configuration reference", "",
-             "Generated from `evoprompt/schema.py` by `make docs` (a test fails when this file and the schema differ). "
+             "Generated from `evoprompt/schema/` by `make docs` (a test fails when this file and the schema differ). "
              "Every key is set on the command line as hydra overrides (`key=value`, `section.key=value`); "
              "`+experiment=NAME` applies a preset from `experiments/`, `target=NAME` / `gate=NAME` a group preset "
              "from `evoprompt/conf/`. A model role (`target`, `rewriter`, `gate`, `helper`) also takes its "

@@ -5,7 +5,6 @@ The prompt is deliberately not a feature: the XSTest training data asks the same
 model, so prompt features would learn which prompts get refused rather than what a refusal looks like."""
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from evoprompt.errors import UserError
+from evoprompt.files import read_csv
 from evoprompt.fitness.refusal.base import JudgeParts
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge, sentences
 
@@ -49,14 +49,13 @@ def load_labelled(path) -> list[tuple[str, str, int]]:
         if not rows:
             raise UserError(f"{path}: no labelled responses (rows of kind 'response'; label them in report.html)")
         return [(r["prompt"], r["response"], int(r["label"] != "compliance")) for r in rows]
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = next((c for c in _LAYOUTS if set(c) <= set(reader.fieldnames or ())), None)
-        if cols is None:
-            raise UserError(f"{path}: not a labelled XSTest/PHTest CSV (needs columns "
-                            + " or ".join("/".join(c) for c in _LAYOUTS) + ")")
-        p, r, y = cols
-        return [(row[p], row[r], int(row[y].strip() in REFUSAL_LABELS)) for row in reader]
+    header, rows = read_csv(path)
+    cols = next((c for c in _LAYOUTS if set(c) <= set(header)), None)
+    if cols is None:
+        raise UserError(f"{path}: not a labelled XSTest/PHTest CSV (needs columns "
+                        + " or ".join("/".join(c) for c in _LAYOUTS) + ")")
+    p, r, y = cols
+    return [(row[p], row[r], int(row[y].strip() in REFUSAL_LABELS)) for row in rows]
 
 
 def features(responses: Sequence[str], embedder) -> np.ndarray:
