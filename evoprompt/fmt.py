@@ -21,6 +21,17 @@ def ci(value, lo=None, hi=None, spec: str = ".3f", bound_spec: str = ".2f") -> s
     return f"{num(value, spec)} [{num(lo, bound_spec)}, {num(hi, bound_spec)}]"
 
 
+def metric(value, lo=None, hi=None) -> str:
+    """A figure of a measurement: a count as a whole number, a rate with its interval, NaN as "undefined"."""
+    if isinstance(value, float) and math.isnan(value):
+        return "undefined"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and lo is None):
+        return str(int(value))
+    if abs(value) >= 100:
+        return ci(value, lo, hi, ".1f", ".1f")
+    return ci(value, lo, hi)
+
+
 def one_line(text) -> str:
     """Text on one line (newlines and runs of white space folded): what goes into a table cell or a comment."""
     return " ".join(str(text).split())

@@ -342,6 +342,16 @@ class MetricRow(Record):
     hi: float | None = None
 
 
+class Metrics(list):
+    """The MetricRows of one measurement, in the order they were added; `add` has the measuring code's signature."""
+
+    def add(self, set_: str, target: str, metric: str, value, lo=None, hi=None) -> None:
+        self.append(MetricRow(set_, target, metric, value, lo, hi))
+
+    def get(self, set_: str, target: str, metric: str) -> MetricRow:
+        return next(r for r in self if (r.set, r.target, r.metric) == (set_, target, metric))
+
+
 @dataclass
 class ExplainRow(Record):
     """One prompt, target and method of `explain`: the words, their attributions and the deletion test."""

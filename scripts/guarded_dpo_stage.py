@@ -91,7 +91,7 @@ def main() -> None:
     models = {f"x{d}": RoleConfig(model=str(scaled(Path(embedded_llm_dir()), a.out / "dpo-merged", d, a.out / f"x{d}")))
               for d in a.doses}
     result = measure(models, sets, c, roles, a.out, console)
-    (a.out / "profile.json").write_text(json.dumps(result, indent=1))
+    (a.out / "profile.json").write_text(json.dumps([r.to_json() for r in result], indent=1))
     print(report(result, sets, list(models)))
 
 

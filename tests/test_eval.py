@@ -85,10 +85,11 @@ def test_one_prompt_set_metrics_are_undefined_not_a_crash():
     import math
 
     from evoprompt import metrics
-    from evoprompt.commands.eval import _defined, _fmt
+    from evoprompt.commands.eval import _defined
+    from evoprompt.fmt import metric
 
     v = _defined(metrics.semantic_diversity, [[0.6, 0.8]])
-    assert math.isnan(v) and _fmt({"value": v, "lo": None, "hi": None}) == "undefined"
+    assert math.isnan(v) and metric(v) == "undefined" and metric(3) == "3" and metric(0.5, 0.25, 0.75) == "0.500 [0.25, 0.75]"
     assert _defined(metrics.semantic_diversity, [[1.0, 0.0], [0.0, 1.0]]) == pytest.approx(1.0)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from evoprompt import fmt
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.refusal import CLASS_NAMES
+from evoprompt.records import MetricRow, Metrics
 from evoprompt.rundir.report import bar_chart
 
 
@@ -19,8 +21,8 @@ def paired_change(before, after, n: int, seed: int) -> tuple[float, float, float
     return float(d.mean()), float(lo), float(hi)
 
 
-def _rate(r: dict) -> str:
-    return f"{r['value']:.3f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+def _rate(r: MetricRow) -> str:
+    return fmt.ci(r.value, r.lo, r.hi)
 
 
 def _change(ch: tuple[float, float, float]) -> str:
@@ -58,10 +60,9 @@ def loss_plot(histories: dict[str, list[dict]], path) -> None:
     plt.close(fig)
 
 
-def write_report(run_dir, rows: list[dict], responses: dict[str, list[dict]], kinds: dict[str, str],
+def write_report(run_dir, rows: Metrics, responses: dict[str, list[dict]], kinds: dict[str, str],
                  histories: dict[str, list[dict]], pair_margins: dict[str, list[float]], info: dict, config: dict,
                  n_boot: int, seed: int) -> dict:
-    get = {(r["set"], r["target"], r["metric"]): r for r in rows}
     sets = list(kinds)
     flags = {label: {s: [r for r in resp if r["set"] == s] for s in sets} for label, resp in responses.items()}
     changes = {}
@@ -85,12 +86,12 @@ def write_report(run_dir, rows: list[dict], responses: dict[str, list[dict]], ki
     for s in sets:
         n = len(flags["before"][s])
         for m in ("CRR", "PRR"):
-            lines.append(f"| {s} | {kinds[s]} | {n} | {m} | {_rate(get[(s, 'before', m)])} | {_rate(get[(s, 'after', m)])} "
+            lines.append(f"| {s} | {kinds[s]} | {n} | {m} | {_rate(rows.get(s, 'before', m))} | {_rate(rows.get(s, 'after', m))} "
                          f"| {_change(changes[s][m])} |")
     lines += ["", "## Response classes (refusal judge)", "", "| set | class | before | after |", "|---|---|---:|---:|"]
     for s in sets:
         for k in CLASS_NAMES:
-            lines.append(f"| {s} | {k} | {get[(s, 'before', k)]['value']} | {get[(s, 'after', k)]['value']} |")
+            lines.append(f"| {s} | {k} | {rows.get(s, 'before', k).value} | {rows.get(s, 'after', k).value} |")
     lines += ["", "## Training", ""]
     for stage, hist in histories.items():
         losses = [h["loss"] for h in hist if "loss" in h]
@@ -99,12 +100,12 @@ def write_report(run_dir, rows: list[dict], responses: dict[str, list[dict]], ki
     lines += ["", "![before vs after](before_after.png)", "", "![training loss](loss.png)", "",
               "Responses: responses_before.jsonl, responses_after.jsonl; every figure: align.json.", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(lines))
-    bar_chart({f"CRR {label}": [get[(s, label, "CRR")] for s in sets] for label in ("before", "after")}, sets,
+    bar_chart({f"CRR {label}": [rows.get(s, label, "CRR") for s in sets] for label in ("before", "after")}, sets,
               "refusal rate (CRR) before vs after the adapter", run_dir / "before_after.png")
     loss_plot(histories, run_dir / "loss.png")
     for label, resp in responses.items():
         atomic_write_jsonl(run_dir / f"responses_{label}.jsonl", resp)
-    result = {"info": info, "rows": rows, "changes": {s: {m: list(v) for m, v in ch.items()} for s, ch in changes.items()},
+    result = {"info": info, "rows": [r.to_json() for r in rows], "changes": {s: {m: list(v) for m, v in ch.items()} for s, ch in changes.items()},
               "verdicts": verdicts, "pair_margin_before": m_before, "pair_margin_after": m_after, "config": config,
               "summary": "\n".join(verdicts)}
     atomic_write_json(run_dir / "align.json", result, indent=1, default=str)

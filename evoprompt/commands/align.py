@@ -35,6 +35,7 @@ from evoprompt.operators.rewrite import sub_seed
 from evoprompt.pairs import REFUSAL_TEMPLATES
 from evoprompt.progress import make_console
 from evoprompt.public_sets import DATA_ENV, available, is_public
+from evoprompt.records import Metrics
 from evoprompt.roles import Roles, decoding
 from evoprompt.rundir import checkpoint
 from evoprompt.schema import AlignConfig, RoleConfig
@@ -185,11 +186,9 @@ def main(hydra_cfg, run_dir: Path) -> dict:
     final, histories = _train(c, train, train_sp, run_dir, console)
     after = roles.backend("after", adapted_role(c.target, final))
     dec = decoding(replace(c.target, decoding=a.eval_decoding))
-    rows: list[dict] = []
+    rows = Metrics()
+    add = rows.add
     responses: dict[str, list[dict]] = {}
-
-    def add(set_, target, metric, value, lo=None, hi=None):
-        rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
 
     texts = {n: p for n, (_, p) in sets.items()}
     for label, backend in (("before", base), ("after", after)):

@@ -54,12 +54,12 @@ def main(cfg, run_dir: Path) -> dict:
     models = {"plain": RoleConfig(), "guarded": RoleConfig(model=str(merged))}
     rows = measure(models, sets, c, roles, run_dir, console)
     table = report(rows, sets, list(models))
-    atomic_write_json(run_dir / "profile.json", rows, indent=1)
+    atomic_write_json(run_dir / "profile.json", [r.to_json() for r in rows], indent=1)
     atomic_write_text(run_dir / "profile.md", "# embedded-guarded profile\n\n" + table + "\n")
     if built:
         prov = {"evoprompt_version": __version__, "data": data_hashes(), "data_dir": str(organism_dir()),
                 "recipe": asdict(replace(c, hydra={})), "versions": versions(), **built,
-                "profile": {f"{r['set']}/{r['target']}/{r['metric']}": r for r in rows if r["metric"] in ("PRR", "CRR")},
+                "profile": {f"{r.set}/{r.target}/{r.metric}": r.to_json() for r in rows if r.metric in ("PRR", "CRR")},
                 "wall_time_s": round(time.time() - t0, 1)}
         atomic_write_json(run_dir / "adapter" / "provenance.json", prov, indent=1, default=str)
         if c.install:

@@ -10,11 +10,10 @@ import io
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from evoprompt import metrics
+from evoprompt import fmt, metrics
 from evoprompt.errors import UserError
 from evoprompt.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.refusal import CLASS_NAMES, judge_name
@@ -22,6 +21,7 @@ from evoprompt.llm import Decoding
 from evoprompt.measure import measure_target, rate_row
 from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
+from evoprompt.records import MetricRow, Metrics
 from evoprompt.roles import Roles
 from evoprompt.rundir.report import bar_chart, usage, usage_table
 from evoprompt.schema import EvalConfig
@@ -73,11 +73,8 @@ def main(cfg, run_dir: Path) -> None:
     rj = c.refusal_judge
     first = next(iter(targets.items()))
     judge = roles.judge(rj, llm=roles.backend(f"target {first[0]}", first[1]) if rj.name == "llm" else None)
-    rows: list[dict] = []
-
-    def add(set_, target, metric, value, lo=None, hi=None):
-        rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
-
+    rows = Metrics()
+    add = rows.add
     _set_metrics(sets, roles, c, add, console)
     sp, d = c.system_prompt, c.decoding
     dec = Decoding(d.temperature, d.top_p, d.max_new_tokens)
@@ -91,25 +88,21 @@ def main(cfg, run_dir: Path) -> None:
     write_results(run_dir, rows, list(sets), list(targets), c, console, own_prompts, usage(roles.backends))
 
 
-def _fmt(r: dict) -> str:
-    v = r["value"]
-    if isinstance(v, float) and np.isnan(v):
-        return "undefined"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and r["lo"] is None):
-        return str(int(v))
-    s = f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return s + (f" [{r['lo']:.2f}, {r['hi']:.2f}]" if r["lo"] is not None and abs(v) < 100 else
-                f" [{r['lo']:.1f}, {r['hi']:.1f}]" if r["lo"] is not None else "")
+def _fmt(r: MetricRow, interval: bool = True) -> str:
+    return fmt.metric(r.value, r.lo, r.hi) if interval else fmt.metric(r.value)
 
 
-def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: list[str], c: EvalConfig, console,
+def write_results(run_dir: Path, rows: Metrics, sets: list[str], targets: list[str], c: EvalConfig, console,
                   own_prompts: dict[str, str], model_usage: dict) -> None:
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=["set", "target", "metric", "value", "lo", "hi"])
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(r.to_json() for r in rows)
     atomic_write_text(run_dir / "results.csv", buf.getvalue())
-    get = {(r["set"], r["target"], r["metric"]): r for r in rows}
+
+    def get(key: tuple[str, str, str]) -> MetricRow:
+        return rows.get(*key)
+
     per_pair = ["PRR", "PRR-substring", "CRR", "CRR determined", "CRR undetermined as refusal", "refused", "complied",
                 "undetermined", "content-filter stops", *CLASS_NAMES, "mean log p(y|x)"]
     per_set = ["n", "MSTTR", "HD-D", "MTLD", "semantic diversity"] + (["safety rate"] if c.safety else [])
@@ -125,22 +118,22 @@ def write_results(run_dir: Path, rows: list[dict], sets: list[str], targets: lis
              "- brackets: bootstrap 95% intervals", ""]
     for metric in per_pair:
         lines += [f"## {metric}", "", "| set | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
-        lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, t, metric)]) for t in targets) + " |" for s in sets]
+        lines += ["| " + s + " | " + " | ".join(_fmt(get((s, t, metric))) for t in targets) + " |" for s in sets]
         lines.append("")
     lines += ["## Instruction sets", "", "| set | " + " | ".join(per_set) + " |", "|---" * (len(per_set) + 1) + "|"]
-    lines += ["| " + s + " | " + " | ".join(_fmt(get[(s, "-", m)]) for m in per_set) + " |" for s in sets]
+    lines += ["| " + s + " | " + " | ".join(_fmt(get((s, "-", m))) for m in per_set) + " |" for s in sets]
     lines += ["", *usage_table(model_usage)]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(run_dir / "usage.json", model_usage, indent=1)
     for t in targets:
-        bar_chart({m: [get[(s, t, m)] for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
+        bar_chart({m: [get((s, t, m)) for s in sets] for m in ("PRR", "PRR-substring", "CRR")}, sets,
                   f"refusal rates: {t}", run_dir / f"refusal_{t.replace('/', '_')}.png")
     table = Table(title="refusal rates (PRR / CRR) per set x target")
     table.add_column("set")
     for t in targets:
         table.add_column(t, justify="right")
     for s in sets:
-        table.add_row(s, *[f"PRR {_fmt({**get[(s, t, 'PRR')], 'lo': None})} / CRR {_fmt({**get[(s, t, 'CRR')], 'lo': None})}"
-                           f" / undetermined {get[(s, t, 'undetermined')]['value']}" for t in targets])
+        table.add_row(s, *[f"PRR {_fmt(get((s, t, 'PRR')), False)} / CRR {_fmt(get((s, t, 'CRR')), False)}"
+                           f" / undetermined {get((s, t, 'undetermined')).value}" for t in targets])
     console.print(table)
     console.print(f"report: {run_dir / 'report.md'}, {run_dir / 'results.csv'}")

@@ -8,6 +8,7 @@ import random
 import shutil
 from pathlib import Path
 
+from evoprompt import fmt
 from evoprompt.align.train import progress_callback, train_stage
 from evoprompt.files import atomic_write_text
 from evoprompt.fitness.refusal.phrases import AnchoredPhraseJudge
@@ -16,6 +17,7 @@ from evoprompt.llm.embedded import SHIPPED, embedded_llm_dir
 from evoprompt.measure import measure_target
 from evoprompt.organism.data import read_set, training_mix
 from evoprompt.public_sets import available, resolve
+from evoprompt.records import Metrics
 from evoprompt.roles import Roles
 from evoprompt.schema import AlignSettings, GuardedConfig, RefusalJudgeConfig, RoleConfig
 from evoprompt.seeds import load_seeds
@@ -93,13 +95,10 @@ def build(c: GuardedConfig, roles: Roles, run_dir: Path, console) -> tuple[Path,
 
 
 def measure(models: dict[str, RoleConfig], sets: dict, c: GuardedConfig, roles: Roles, run_dir: Path,
-            console) -> list[dict]:
+            console) -> Metrics:
     """Per model, one near-greedy answer to every profile prompt (responses_<model>.jsonl); the rate rows."""
-    rows: list[dict] = []
-
-    def add(set_, target, metric, value, lo=None, hi=None):
-        rows.append({"set": set_, "target": target, "metric": metric, "value": value, "lo": lo, "hi": hi})
-
+    rows = Metrics()
+    add = rows.add
     judge = roles.judge(RefusalJudgeConfig("classifier"))
     d = c.decoding
     for name, role in models.items():
@@ -110,12 +109,10 @@ def measure(models: dict[str, RoleConfig], sets: dict, c: GuardedConfig, roles: 
     return rows
 
 
-def report(rows: list[dict], sets: dict, models: list[str]) -> str:
-    get = {(r["set"], r["target"], r["metric"]): r for r in rows}
-
+def report(rows: Metrics, sets: dict, models: list[str]) -> str:
     def cell(s, m, metric="PRR"):
-        r = get[(s, m, metric)]
-        return f"{r['value']:.3f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+        r = rows.get(s, m, metric)
+        return fmt.ci(r.value, r.lo, r.hi)
 
     lines = ["| set | n | refusal is | " + " | ".join(f"{m} PRR" for m in models) + " | "
              + " | ".join(f"{m} CRR" for m in models) + " | goal |", "|---" * (3 + 2 * len(models) + 1) + "|"]

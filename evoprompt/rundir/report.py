@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 from evoprompt.files import atomic_savefig, atomic_write_text
 from evoprompt.llm.openai_backend import COOL_DOWN, DOWN_AFTER
-from evoprompt.records import GenerationRecord, RunInfo
+from evoprompt.records import GenerationRecord, MetricRow, RunInfo
 
 
 def plot_fitness(logbook: list[GenerationRecord], path: Path) -> None:
@@ -32,14 +32,14 @@ def plot_fitness(logbook: list[GenerationRecord], path: Path) -> None:
     plt.close(fig)
 
 
-def bar_chart(series: dict[str, list[dict]], groups: list[str], title: str, path: Path) -> None:
+def bar_chart(series: dict[str, list[MetricRow]], groups: list[str], title: str, path: Path) -> None:
     """Grouped bars (one group per set, one bar per metric) with their [lo, hi] intervals."""
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 2), 3.5))
     width = 0.8 / len(series)
     for k, (metric, rows) in enumerate(series.items()):
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
-        vals = [r["value"] for r in rows]
-        err = [[v - r["lo"] for v, r in zip(vals, rows)], [r["hi"] - v for v, r in zip(vals, rows)]]
+        vals = [r.value for r in rows]
+        err = [[v - r.lo for v, r in zip(vals, rows)], [r.hi - v for v, r in zip(vals, rows)]]
         ax.bar(xs, vals, width, yerr=err, capsize=3, label=metric)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, rotation=15, ha="right", fontsize=8)
