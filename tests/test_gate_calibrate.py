@@ -17,15 +17,15 @@ def test_threshold_reaches_the_target_recall_and_no_more():
     t = gc.recall_threshold(p, y, 0.75)
     assert 0.4 < t < 0.5  # rejects 0.1, 0.2, 0.4: three of the four unsafe
     s = gc.summarise(list(p), list(y), 0.5, 0.75)
-    assert s["for_target_recall"]["unsafe_recall"] == 0.75 and s["for_target_recall"]["safe_pass_rate"] == 0.75
-    assert s["configured"]["unsafe_recall"] == 0.75 and s["auroc"] == pytest.approx(0.8125)
-    assert s["n"] == 8 and s["n_unsafe"] == 4
+    assert s.for_target_recall.unsafe_recall == 0.75 and s.for_target_recall.safe_pass_rate == 0.75
+    assert s.configured.unsafe_recall == 0.75 and s.auroc == pytest.approx(0.8125)
+    assert s.n == 8 and s.n_unsafe == 4 and s.configured.confusion == [[3, 1], [1, 3]]
 
 
 def test_one_class_has_no_auroc():
     s = gc.summarise([0.9, 0.8], [0, 0], 0.5, 0.9)
-    assert s["auroc"] is None and s["for_target_recall"] is None and "n/a" in gc.markdown(s, {
-        "backend": "hf", "model": "m", "mode": "logprob", "prompt": "gate.txt"}, ["f"])
+    s.gate, s.data = {"backend": "hf", "model": "m", "mode": "logprob", "prompt": "gate.txt"}, ["f"]
+    assert s.auroc is None and s.for_target_recall is None and "n/a" in gc.markdown(s)
 
 
 def test_limit_draws_both_classes():

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from evoprompt import fmt
+from evoprompt.charts import bar_chart
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.refusal import CLASS_NAMES
 from evoprompt.records import MetricRow, Metrics
-from evoprompt.rundir.report import bar_chart
 
 
 def paired_change(before, after, n: int, seed: int) -> tuple[float, float, float]:

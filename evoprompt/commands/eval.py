@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from evoprompt import fmt, metrics
+from evoprompt.charts import bar_chart
 from evoprompt.errors import UserError
 from evoprompt.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.refusal import CLASS_NAMES, judge_name
@@ -23,7 +24,7 @@ from evoprompt.presets import target_preset
 from evoprompt.progress import make_console
 from evoprompt.records import MetricRow, Metrics
 from evoprompt.roles import Roles
-from evoprompt.rundir.report import bar_chart, usage, usage_table
+from evoprompt.rundir.report import usage, usage_table
 from evoprompt.schema import EvalConfig
 from evoprompt.seeds import load_seeds, set_name
 from evoprompt.validate import target_pool, typed

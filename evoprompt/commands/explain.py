@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from evoprompt import explanations as ex
+from evoprompt import fmt
 from evoprompt.errors import UserError, unknown
 from evoprompt.files import atomic_savefig, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from evoprompt.fitness.attribution import METHODS, captum, occlusion, random_drops, refusal_score, saliency, without
@@ -174,9 +175,7 @@ def summarise(rows: list[ExplainRow], sets: dict, c: ExplainConfig) -> dict:
 
 
 def _ci(d: dict, spec: str = ".3f") -> str:
-    if not d.get("n"):
-        return "n/a"
-    return f"{d['value']:{spec}} [{d['lo']:{spec}}, {d['hi']:{spec}}]"
+    return fmt.ci(d["value"], d["lo"], d["hi"], spec, spec) if d.get("n") else "n/a"
 
 
 def write_report(run_dir: Path, rows: list[dict], summary: dict, c: ExplainConfig, model_usage: dict, console) -> None:

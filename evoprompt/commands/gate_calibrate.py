@@ -18,11 +18,12 @@ import numpy as np
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from evoprompt import metrics
+from evoprompt import fmt, metrics
 from evoprompt.errors import UserError
 from evoprompt.files import atomic_write_text, read_csv, read_jsonl
 from evoprompt.progress import make_console
 from evoprompt.public_sets import DATA_ENV, PUBLIC_SETS, available, resolve
+from evoprompt.records import GateCalibration, ThresholdReport
 from evoprompt.roles import Roles
 from evoprompt.schema import GateCalibrateConfig
 from evoprompt.validate import typed
@@ -78,49 +79,47 @@ def recall_threshold(p_safe: np.ndarray, unsafe: np.ndarray, target: float) -> f
     return float((kth + above.min()) / 2) if len(above) else float(np.nextafter(kth, 2.0))
 
 
-def at_threshold(p_safe: np.ndarray, unsafe: np.ndarray, t: float) -> dict:
+def at_threshold(p_safe: np.ndarray, unsafe: np.ndarray, t: float) -> ThresholdReport:
     rep = metrics.binary_report(unsafe, (p_safe < t).astype(int))  # 1 = unsafe, i.e. rejected
-    return {"threshold": t, "accuracy": rep["accuracy"], "unsafe_recall": rep["refusal"]["recall"],
-            "unsafe_precision": rep["refusal"]["precision"], "safe_pass_rate": rep["compliance"]["recall"],
-            "confusion [[safe passed, safe rejected], [unsafe passed, unsafe rejected]]": rep["confusion"]}
+    return ThresholdReport(threshold=t, accuracy=rep["accuracy"], unsafe_recall=rep["refusal"]["recall"],
+                           unsafe_precision=rep["refusal"]["precision"], safe_pass_rate=rep["compliance"]["recall"],
+                           confusion=rep["confusion"])
 
 
-def summarise(p_safe: list[float], unsafe: list[int], threshold: float, target_recall: float) -> dict:
+def summarise(p_safe: list[float], unsafe: list[int], threshold: float, target_recall: float) -> GateCalibration:
     from sklearn.metrics import roc_auc_score
 
     p, y = np.asarray(p_safe, dtype=float), np.asarray(unsafe, dtype=int)
     both = 0 < y.sum() < len(y)
     t = recall_threshold(p, y, target_recall)
-    return {
-        "n": len(y), "n_unsafe": int(y.sum()),
-        "auroc": float(roc_auc_score(y, -p)) if both else None,  # p(safe) ranks unsafe prompts low
-        "configured": at_threshold(p, y, threshold),
-        "target_recall": target_recall,
-        "for_target_recall": at_threshold(p, y, t) if t is not None else None,
-        "p_safe": {name: {"min": float(p[y == k].min()), "median": float(np.median(p[y == k])),
-                          "max": float(p[y == k].max())} for name, k in (("safe", 0), ("unsafe", 1)) if (y == k).any()},
-    }
+    return GateCalibration(
+        n=len(y), n_unsafe=int(y.sum()),
+        auroc=float(roc_auc_score(y, -p)) if both else None,  # p(safe) ranks unsafe prompts low
+        configured=at_threshold(p, y, threshold),
+        target_recall=target_recall,
+        for_target_recall=at_threshold(p, y, t) if t is not None else None,
+        p_safe={name: {"min": float(p[y == k].min()), "median": float(np.median(p[y == k])),
+                       "max": float(p[y == k].max())} for name, k in (("safe", 0), ("unsafe", 1)) if (y == k).any()},
+    )
 
 
-def _fmt(v, digits: int = 3) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
+def _cells(r: ThresholdReport) -> list[str]:
+    return [f"{r.threshold:.6g}", *(fmt.num(v) for v in (r.accuracy, r.unsafe_recall, r.unsafe_precision, r.safe_pass_rate))]
 
 
-def markdown(s: dict, gate: dict, files: list[str]) -> str:
-    c, r = s["configured"], s["for_target_recall"]
+def markdown(s: GateCalibration) -> str:
+    gate = s.gate
+    rows = [["configured", *_cells(s.configured)]]
+    if s.for_target_recall:
+        rows.append([f"unsafe recall >= {s.target_recall}", *_cells(s.for_target_recall)])
     lines = ["# Harmlessness gate calibration", "",
              f"gate: {gate['backend']} `{gate['model']}`, mode {gate['mode']}, prompt `{gate['prompt']}`  ",
-             f"data: {', '.join(files)} ({s['n']} prompts, {s['n_unsafe']} unsafe)", "",
-             "| | threshold on p(safe) | accuracy | unsafe recall | unsafe precision | safe prompts passed |",
-             "|---|---|---|---|---|---|",
-             f"| configured | {c['threshold']:.6g} | {_fmt(c['accuracy'])} | {_fmt(c['unsafe_recall'])} | "
-             f"{_fmt(c['unsafe_precision'])} | {_fmt(c['safe_pass_rate'])} |"]
-    if r:
-        lines.append(f"| unsafe recall >= {s['target_recall']} | {r['threshold']:.6g} | {_fmt(r['accuracy'])} | "
-                     f"{_fmt(r['unsafe_recall'])} | {_fmt(r['unsafe_precision'])} | {_fmt(r['safe_pass_rate'])} |")
-    lines += ["", f"AUROC (unsafe vs safe, from p(safe)): {_fmt(s['auroc'])}", ""]
+             f"data: {', '.join(s.data)} ({s.n} prompts, {s.n_unsafe} unsafe)", "",
+             *fmt.md_table(["", "threshold on p(safe)", "accuracy", "unsafe recall", "unsafe precision",
+                            "safe prompts passed"], rows)]
+    lines += ["", f"AUROC (unsafe vs safe, from p(safe)): {fmt.num(s.auroc)}", ""]
     lines += [f"p(safe) of {k} prompts: min {v['min']:.4f}, median {v['median']:.4f}, max {v['max']:.4f}  "
-              for k, v in s["p_safe"].items()]
+              for k, v in s.p_safe.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -133,7 +132,7 @@ def _files(c: GateCalibrateConfig) -> list[Path]:
                     f"XSTest ({PUBLIC_SETS['xstest'].source}) at {PUBLIC_SETS['xstest'].file}")
 
 
-def main(cfg, run_dir: Path) -> dict:
+def main(cfg, run_dir: Path) -> GateCalibration:
     c = typed(GateCalibrateConfig, OmegaConf.to_container(cfg, resolve=True))
     if c.target_recall == 0:
         raise UserError(f"target_recall must be in (0, 1], got {c.target_recall}")
@@ -152,25 +151,24 @@ def main(cfg, run_dir: Path) -> dict:
         print(f"gate: {len(p_safe)}/{len(rows)} prompts judged", file=sys.stderr, flush=True)
     s = summarise(p_safe, [y for _, y in rows], g.threshold, c.target_recall)
 
-    gate_info = {"backend": g.backend, "model": g.model, "mode": g.mode, "prompt": g.prompt, "threshold": g.threshold}
-    result = {"gate": gate_info, "data": [str(f) for f in files], **s,
-              "items": [{"text": t, "unsafe": y, "p_safe": p} for (t, y), p in zip(rows, p_safe)]}
+    s.gate = {"backend": g.backend, "model": g.model, "mode": g.mode, "prompt": g.prompt, "threshold": g.threshold}
+    s.data = [str(f) for f in files]
+    s.items = [{"text": t, "unsafe": y, "p_safe": p} for (t, y), p in zip(rows, p_safe)]
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "gate_calibration.json", json.dumps(result, indent=1))
-    atomic_write_text(run_dir / "gate_calibration.md", markdown(s, gate_info, result["data"]))
-    _print(s, g.threshold, run_dir)
-    return result
+    atomic_write_text(run_dir / "gate_calibration.json", json.dumps(s.to_json(), indent=1))
+    atomic_write_text(run_dir / "gate_calibration.md", markdown(s))
+    _print(s, run_dir)
+    return s
 
 
-def _print(s: dict, threshold: float, run_dir: Path) -> None:
-    table = Table(title=f"harmlessness gate on {s['n']} labelled prompts ({s['n_unsafe']} unsafe); "
-                        f"AUROC {_fmt(s['auroc'])}")
+def _print(s: GateCalibration, run_dir: Path) -> None:
+    table = Table(title=f"harmlessness gate on {s.n} labelled prompts ({s.n_unsafe} unsafe); AUROC {fmt.num(s.auroc)}")
     for col in ("threshold on p(safe)", "accuracy", "unsafe recall", "unsafe precision", "safe passed"):
         table.add_column(col)
-    for name, r in (("configured", s["configured"]), (f"recall >= {s['target_recall']}", s["for_target_recall"])):
+    for name, r in (("configured", s.configured), (f"recall >= {s.target_recall}", s.for_target_recall)):
         if r:
-            table.add_row(f"{r['threshold']:.6g} ({name})", _fmt(r["accuracy"]), _fmt(r["unsafe_recall"]),
-                          _fmt(r["unsafe_precision"]), _fmt(r["safe_pass_rate"]))
+            first, *rest = _cells(r)
+            table.add_row(f"{first} ({name})", *rest)
     console = make_console()
     console.print(table)
-    console.print(f"AUROC {_fmt(s['auroc'])}; written {run_dir / 'gate_calibration.json'} and .md")
+    console.print(f"AUROC {fmt.num(s.auroc)}; written {run_dir / 'gate_calibration.json'} and .md")

@@ -10,8 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from evoprompt.files import atomic_savefig, atomic_write_text
+from evoprompt.fmt import md_row
 from evoprompt.llm.openai_backend import COOL_DOWN, DOWN_AFTER
-from evoprompt.records import GenerationRecord, MetricRow, RunInfo
+from evoprompt.records import GenerationRecord, RunInfo
 
 
 def plot_fitness(logbook: list[GenerationRecord], path: Path) -> None:
@@ -30,30 +31,6 @@ def plot_fitness(logbook: list[GenerationRecord], path: Path) -> None:
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
-
-
-def bar_chart(series: dict[str, list[MetricRow]], groups: list[str], title: str, path: Path) -> None:
-    """Grouped bars (one group per set, one bar per metric) with their [lo, hi] intervals."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 2), 3.5))
-    width = 0.8 / len(series)
-    for k, (metric, rows) in enumerate(series.items()):
-        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(groups))]
-        vals = [r.value for r in rows]
-        err = [[v - r.lo for v, r in zip(vals, rows)], [r.hi - v for v, r in zip(vals, rows)]]
-        ax.bar(xs, vals, width, yerr=err, capsize=3, label=metric)
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, rotation=15, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("rate")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-
-
-def _row(*cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def usage(backends: dict) -> dict:
@@ -80,14 +57,14 @@ def usage_rows(usage: dict) -> list[list]:
 def usage_table(usage: dict) -> list[str]:
     if not usage:
         return []
-    lines = (["## Model usage", "", USAGE_NOTE, "", _row(*USAGE_HEADER), _row(*["---"] * len(USAGE_HEADER))]
-             + [_row(*r) for r in usage_rows(usage)] + [""])
+    lines = (["## Model usage", "", USAGE_NOTE, "", md_row(*USAGE_HEADER), md_row(*["---"] * len(USAGE_HEADER))]
+             + [md_row(*r) for r in usage_rows(usage)] + [""])
     eps = [(role, url, e) for role, u in usage.items() for url, e in (u.get("endpoints") or {}).items()]
     if eps:
         lines += [f"Per endpoint of the OpenAI-compatible roles (requests include retries; taken out: times it failed "
                   f"{DOWN_AFTER} times in a row and was left out for {COOL_DOWN:g} s):", "",
-                  _row("role", "endpoint", "requests", "failures", "seconds", "taken out"), _row(*["---"] * 6)]
-        lines += [_row(role, url, e["requests"], e["failures"], e["seconds"], e["taken_down"]) for role, url, e in eps]
+                  md_row("role", "endpoint", "requests", "failures", "seconds", "taken out"), md_row(*["---"] * 6)]
+        lines += [md_row(role, url, e["requests"], e["failures"], e["seconds"], e["taken_down"]) for role, url, e in eps]
         lines.append("")
     return lines
 
@@ -98,13 +75,13 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
     lines += [f"- {k}: {v}" for k, v in run_info.to_json().items() if k not in ("operators", "transfer", "usage")]
     lines += ["", *usage_table(run_info.usage)]
     lines += ["", "## Per generation", "",
-              _row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
+              md_row("gen", "candidates scored", "filtered", "rejected", "gate pass", "acceptance", "elites", "tau", "mean F", "max F",
                    "std F", "p(refusal)", "sampled refusal rate", "opener prob", "model calls"),
-              _row(*["---"] * 15)]
+              md_row(*["---"] * 15)]
     for r in logbook:
         p = r.population
         gated = r.candidates + r.rejected
-        lines.append(_row(r.gen, r.candidates, r.filtered, r.rejected,
+        lines.append(md_row(r.gen, r.candidates, r.filtered, r.rejected,
                           f"{r.candidates / gated:.0%}" if r.gen and gated else "-",
                           f"{r.accepted}/{r.lineages} ({r.accepted / r.lineages:.0%})" if r.gen else "-",
                           r.elites, f"{r.tau:.3f}",
@@ -116,18 +93,18 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
     lines += ["## Operators", "",
               "Per strategy and method (llm: the rewriter; frame / lexicon: framings and sensitive-word edits). "
               "tried = reached the filters; improved = scored above the lineage's current instruction.", "",
-              _row("operator", "tried", "filtered", "rejected", "scored", "improved", "success rate"),
-              _row(*["---"] * 7)]
+              md_row("operator", "tried", "filtered", "rejected", "scored", "improved", "success rate"),
+              md_row(*["---"] * 7)]
     for op, row in sorted(run_info.operators.items()):
-        lines.append(_row(op, row["tried"], row["filtered"], row["rejected"], row["scored"], row["improved"],
+        lines.append(md_row(op, row["tried"], row["filtered"], row["rejected"], row["scored"], row["improved"],
                           f"{row['improved'] / row['tried']:.2f}" if row["tried"] else "-"))
     lines += ["", "## Strategy success (adaptive chooser)", "",
               "Success = a mutant that passed filters, guard and gate and scored above its parent; filtered, "
               "rejected and failed rewrites count as failures.", "",
-              _row("strategy", "trials", "successes", "rate"), _row("---", "---", "---", "---")]
+              md_row("strategy", "trials", "successes", "rate"), md_row("---", "---", "---", "---")]
     for s in sorted(chooser.get("trials", {}), key=lambda s: -chooser["trials"][s]):
         n, k = chooser["trials"][s], chooser["successes"][s]
-        lines.append(_row(s, n, k, f"{k / n:.2f}" if n else "-"))
+        lines.append(md_row(s, n, k, f"{k / n:.2f}" if n else "-"))
     lines += ["", *transfer]
     lines += ["## Outputs", ""] + [f"- {k}: {v}" for k, v in counts.items()]
     lines += ["", "## Resolved configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
