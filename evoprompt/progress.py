@@ -108,7 +108,7 @@ COLUMNS = ("gen", "scored", "filtered", "rejected", "accepted", "elites", "mean 
 
 
 def _cells(r) -> list[str]:
-    return [str(r.gen), str(r.candidates), str(r.filtered), str(r.rejected),
+    return [str(r.gen) + ("b" if r.mode == "breadth" else ""), str(r.candidates), str(r.filtered), str(r.rejected),
             f"{r.accepted}/{r.lineages}" if r.gen else "-", str(r.elites), f"{r.population.mean:.3f}",
             f"{r.population.max:.3f}", f"{r.refusal_prob:.3f}", f"{r.judge_refusal_rate:.2f}", str(sum(r.calls.values()))]
 

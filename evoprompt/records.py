@@ -309,6 +309,7 @@ class GenerationRecord(Record):
     target_samples: int = 0                  # running total
     calls: dict[str, int] = field(default_factory=dict)        # model calls per role this generation
     seconds: dict[str, float] = field(default_factory=dict)    # wall seconds per stage this generation
+    mode: str = "depth"                      # depth: rewrite the current instructions; breadth: frame the seeds
 
 
 @dataclass
@@ -328,6 +329,7 @@ class RunState(Record):
     seen: list[str] = field(default_factory=list)                # dedupe keys of every instruction produced
     archive: list[list[float]] = field(default_factory=list)     # unit embeddings of accepted instructions
     counters: Counters = field(default_factory=Counters)
+    saturated_at: int | None = None  # the generation after which the target refused (nearly) everything
 
 
 @dataclass

@@ -96,11 +96,36 @@ def rewrite(st: RunState, requests: list[RewriteRequest], t: int, stage: str, *,
     return done
 
 
+def breadth(st: RunState, t: int, rng: random.Random, chooser: StrategyChooser, search: SearchConfig) -> list[Candidate]:
+    """After saturation: search.L new framings or word edits of each lineage's seed (its request kept whole), no
+    rewriter call; a slot whose strategy has no unused framing left is skipped."""
+    out, seen = [], set(st.seen)
+    for lineage, seed in sorted(st.seeds.items()):
+        if lineage not in st.current:
+            continue
+        parent = Candidate(id=lineage, text=seed.text, lineage=lineage)
+        for strategy in chooser.choose(search.L, rng):
+            text, method = edit(seed.text, strategy, rng)
+            if text is not None and dedupe_key(text) not in seen:
+                seen.add(dedupe_key(text))
+                out.append(offspring(lineage, [parent], strategy, method, text, "", t, len(out)))
+    st.seen = sorted(seen)
+    return out
+
+
+def saturated(st: RunState, threshold: float | None) -> bool:
+    """The population's mean p(refusal) has reached the threshold (the guarded target: 0.987 after one generation)."""
+    return threshold is not None and float(np.mean([c.score.refusal_prob for c in st.current.values()])) >= threshold
+
+
 def mutate(st: RunState, t: int, rng: random.Random, *, rewrite: Callable, attribute: Callable,
            chooser: StrategyChooser, search: SearchConfig, style: str) -> list[Candidate]:
     """search.L mutants per lineage: a framing or sensitive-word edit, or (llm_share, or past MAX_FRAMES
     framings) an LLM rewrite with the chosen strategy. The `trigger` strategy has no framing: its parents'
-    words are attributed in one batched call (`attribute`) and the rewriter is shown their top trigger words."""
+    words are attributed in one batched call (`attribute`) and the rewriter is shown their top trigger words.
+    Once the target is saturated (st.saturated_at), `breadth` instead."""
+    if st.saturated_at is not None:
+        return breadth(st, t, rng, chooser, search)
     requests, out, triggered = [], [], []
     seen = set(st.seen)
     for lineage, cur in sorted(st.current.items()):
@@ -157,7 +182,8 @@ def screen(st: RunState, cands: list[Candidate], t: int, stage: str, *, embedder
     for c, x, f in zip(cands, sims, fluent):
         c.seed_similarity, c.fluency = round(x, 4), None if f is None else round(f, 4)
         st.counters.outcome(c, "tried")
-    reasons = filters.reasons(texts, sims, fluent if search.min_fluency is not None else None)
+    requests = [st.seeds[c.lineage].text if c.method == "llm" and c.lineage in st.seeds else None for c in cands]
+    reasons = filters.reasons(texts, sims, fluent if search.min_fluency is not None else None, requests)
     ask = []
     for c, why, copy in zip(cands, reasons, guard.verdicts(texts, emb)):
         if why or copy:
@@ -256,7 +282,8 @@ def make_toolbox(cfg: RunConfig, *, rewriter: Backend, rewrite_decoding: Decodin
                 chooser=chooser, search=s, style=style)
     tb.register("recombine", recombine, rewrite=tb.rewrite, search=s, style=style)
     tb.register("screen", screen, embedder=embedder, target=target,
-                filters=Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars, s.repeat_ngram),
+                filters=Filters(s.min_seed_similarity, s.min_fluency, s.min_words, s.max_chars, s.repeat_ngram,
+                                s.min_request_kept),
                 guard=guard, gate=gate, chooser=chooser, search=s, seed=cfg.seed, progress=progress)
     tb.register("evaluate", evaluate, scorer=scorer, fitness=cfg.fitness, seed=cfg.seed, progress=progress)
     tb.register("select", select, chooser=chooser, search=s)
@@ -294,18 +321,25 @@ def evolve(st: RunState, seeds, tb: base.Toolbox, cfg: RunConfig, chooser: Strat
         progress.generation(t, "evolve")
         rng = random.Random(sub_seed(cfg.seed, t, "rng"))
         before = (len(st.filtered), len(st.rejected))
+        mode = "depth" if st.saturated_at is None else "breadth"
         mutants = tb.screen(st, tb.mutate(st, t, rng), t, "mutants")
-        recombinants = tb.screen(st, tb.recombine(st, mutants, t, rng), t, "recombinants")
+        recombinants = tb.screen(st, tb.recombine(st, mutants, t, rng), t, "recombinants") if mode == "depth" else []
         cands = mutants + recombinants
         tb.evaluate(st, cands, t)
         accepted = tb.select(st, cands, t, rng)
+        if mode == "depth" and saturated(st, cfg.search.saturation):
+            st.saturated_at = t
+        if st.saturated_at == t and t < cfg.generations:
+            log.warning("generation %d: the target refuses the population (mean p(refusal) >= %s): generations %d-%d "
+                        "frame the seeds anew (breadth) instead of rewriting further (depth)", t,
+                        cfg.search.saturation, t + 1, cfg.generations)
         finish(st, t, cands, accepted, (len(st.filtered) - before[0], len(st.rejected) - before[1]), stats, cfg,
-               chooser, progress, run_dir)
+               chooser, progress, run_dir, mode)
     return st, st.logbook
 
 
 def finish(st: RunState, t: int, cands: list[Candidate], accepted: int, dropped: tuple[int, int], stats, cfg,
-           chooser: StrategyChooser, progress, run_dir) -> None:
+           chooser: StrategyChooser, progress, run_dir, mode: str = "depth") -> None:
     """The generation's logbook record, history and checkpoint."""
     population = list(st.current.values())
     s = cfg.search
@@ -318,7 +352,7 @@ def finish(st: RunState, t: int, cands: list[Candidate], accepted: int, dropped:
         judge_refusal_rate=float(np.mean([c.score.judge_refusal_rate for c in population])),
         opener_prob=float(np.mean([c.score.opener_prob for c in population])),
         best_ever=max((b.fitness for b in st.best.values()), default=None), target_samples=st.counters.target_samples,
-        calls=progress.calls_since_last(), seconds=progress.seconds_since_last())
+        calls=progress.calls_since_last(), seconds=progress.seconds_since_last(), mode=mode)
     st.history.extend(c.summary() for c in cands)
     st.logbook.append(rec)
     log.info("gen %d: scored %d, filtered %d, rejected %d, accepted %d/%d, elites %d, p(refusal) %.3f, best F %s, "

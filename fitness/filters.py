@@ -57,6 +57,24 @@ def repeated_run(text: str, n: int) -> str | None:
     return None
 
 
+STOPWORDS = frozenset("""a an the i you he she it we they me my your our their his her its this that these those is are
+was were be been being am do does did doing have has had can could would should will shall may might must to of in on
+at by for with from about into over after before as and or but if so than then there here what which who whom whose
+when where why how not no any some all each every just also very really please tell way get make""".split())
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def request_kept(request: str, text: str) -> float:
+    """The share of the request's content words (stop words out, compared on their first five letters, so
+    "killing" keeps "kill") that text still has: a rewrite that lost its seed's request scores low."""
+    want = {_stem(w) for w in normalise(request).split() if w not in STOPWORDS and len(w) > 2}
+    have = {_stem(w) for w in normalise(text).split()}
+    return len(want & have) / len(want) if want else 1.0
+
+
 @dataclass
 class Filters:
     min_seed_similarity: float
@@ -64,11 +82,15 @@ class Filters:
     min_words: int
     max_chars: int
     repeat_ngram: int | None = None
+    min_request_kept: float | None = None
 
-    def reasons(self, texts: Sequence[str], seed_sims: Sequence[float], fluent: Sequence[float] | None) -> list[str | None]:
-        """None to keep a candidate, else why it is filtered."""
+    def reasons(self, texts: Sequence[str], seed_sims: Sequence[float], fluent: Sequence[float] | None,
+                requests: Sequence[str | None] | None = None) -> list[str | None]:
+        """None to keep a candidate, else why it is filtered. requests: per candidate the request it must keep
+        (its seed's, for the rewriter's candidates), or None."""
         out = []
         for i, text in enumerate(texts):
+            kept = request_kept(requests[i], text) if requests and requests[i] and self.min_request_kept else None
             words = len(text.split())
             if words < self.min_words:
                 why = f"too short ({words} words < {self.min_words})"
@@ -80,6 +102,8 @@ class Filters:
                 why = f"off topic (similarity to seed {seed_sims[i]:.2f} < {self.min_seed_similarity})"
             elif fluent is not None and self.min_fluency is not None and fluent[i] < self.min_fluency:
                 why = f"not fluent (mean token log-prob {fluent[i]:.2f} < {self.min_fluency})"
+            elif kept is not None and kept < self.min_request_kept:
+                why = f"request lost ({kept:.2f} of the seed's content words < {self.min_request_kept})"
             else:
                 why = None
             out.append(why)

@@ -452,6 +452,21 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, finished):
     assert resumed.best == full.best and resumed.rejected == full.rejected
 
 
+def test_a_saturated_target_turns_the_remaining_generations_to_framings_of_the_seeds(tmp_path):
+    """saturation ~0: saturated after generation 1, so generations 2-3 only frame or word-edit the seeds, whole,
+    with no rewriter call and no recombination; the logbook and checkpoint say so."""
+    st, _ = run(tmp_path, config(generations=3, search={"saturation": 1e-9}))
+    assert st.saturated_at == 1 and [r.mode for r in st.logbook] == ["depth", "depth", "breadth", "breadth"]
+    late = [c for c in st.history if c.generation >= 2]
+    assert late and all(c.method in ("frame", "lexicon") and c.parents == [c.lineage] for c in late)
+    for c in late:
+        seed = st.seeds[c.lineage].text
+        assert c.method == "lexicon" or seed in c.text or seed[0].lower() + seed[1:] in c.text
+    assert checkpoint.load(tmp_path, "h").saturated_at == 1
+    off, _ = run(tmp_path / "off", config(generations=3, search={"saturation": None}))
+    assert off.saturated_at is None and all(r.mode == "depth" for r in off.logbook)
+
+
 def test_filters_and_seed_copies_are_recorded_not_scored(tmp_path):
     st, _ = run(tmp_path, config(search={"min_seed_similarity": 0.99}))
     assert st.filtered and all(f.why for f in st.filtered)

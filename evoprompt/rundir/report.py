@@ -69,7 +69,7 @@ def usage_table(usage: dict) -> list[str]:
     return lines
 
 
-def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, run_info: RunInfo, config_yaml: str,
+def write_report(path: Path, logbook: list[GenerationRecord], chooser: dict, counts: dict, run_info: RunInfo, config_yaml: str,
                  transfer: list[str] = ()) -> None:
     lines = ["# evoprompt run report", ""]
     lines += [f"- {k}: {v}" for k, v in run_info.to_json().items() if k not in ("operators", "transfer", "usage")]
@@ -88,6 +88,11 @@ def write_report(path: Path, logbook: list[dict], chooser: dict, counts: dict, r
                           f"{p.mean:.4f}", f"{p.max:.4f}", f"{p.std:.4f}", f"{r.refusal_prob:.4f}",
                           f"{r.judge_refusal_rate:.3f}", f"{r.opener_prob:.4f}",
                           ", ".join(f"{k} {v}" for k, v in r.calls.items() if v) or "0 (cached)"))
+    broad = [r.gen for r in logbook if r.mode == "breadth"]
+    if broad:
+        lines += ["", f"**Saturated after generation {broad[0] - 1}**: the target refused (nearly) the whole population "
+                  f"(search.saturation), so generations {broad[0]}-{broad[-1]} framed the seeds anew (breadth: new "
+                  "framings and word edits of each seed, no rewriter) instead of rewriting further (depth)."]
     lines += ["", "Population = the current instruction x_t of every lineage after selection; generation 0 = the seeds. "
               "Gate pass = scored / (scored + rejected by guard or gate). p(refusal) is the mean over K samples of the refusal probability used in F (before the eps floor).", ""]
     lines += ["## Operators", "",

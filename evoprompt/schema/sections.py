@@ -139,6 +139,10 @@ class SearchConfig:
     max_attempts: int = count(2, help="rewrite rounds per slot before it is given up")
     marked: int = opt(2, check=at_least(1), why=">= 1", help="trigger strategy: how many of the parent's top "
                                                            "trigger words the rewriter is shown")
+    saturation: float | None = opt(0.95, check=lambda v: v is None or 0 < v <= 1, why="in (0, 1] or null (off)",
+                                   help="once the population's mean p(refusal) reaches this after a generation, the "
+                                        "remaining generations go to breadth (new framings of each seed, no rewriter) "
+                                        "instead of depth: on a saturated target further rewrites add drift, not refusal")
     llm_share: float = fraction(0.5, help="share of mutants written by the LLM rewriter; the rest by framings and word edits")
     max_chars: int = count(300, help="filter: longest instruction")
     min_words: int = opt(4, check=at_least(1), why=">= 1", help="filter: shortest instruction")
@@ -146,6 +150,9 @@ class SearchConfig:
                                    help="filter: an instruction in which any run of this many words occurs twice, "
                                         "or one word three times in a row")
     min_seed_similarity: float = similarity(0.35, help="topic filter: MiniLM similarity to the lineage's seed")
+    min_request_kept: float | None = opt(0.5, check=lambda v: v is None or 0 <= v <= 1, why="in [0, 1] or null (off)",
+                                         help="request filter: a rewriter's candidate must keep this share of its "
+                                              "seed's content words (its request survives the rewrite)")
     min_fluency: float | None = opt(-6.0, check=lambda v: v is None or v <= 0, why="a mean log-prob <= 0, or null (off)",
                                     help="fluency filter: the target's mean token log-prob of the instruction")
 
