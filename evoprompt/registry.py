@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "export": "evoprompt.commands.export",
     "explain": "evoprompt.commands.explain",
     "build-guarded": "evoprompt.commands.build_guarded",
+    "mitigate": "evoprompt.commands.mitigate",
     "bench": "evoprompt.commands.bench",
 }
 

@@ -164,7 +164,7 @@ def test_trigger_strategy_shows_the_rewriter_the_parents_top_trigger_words_from_
 
 
 def test_screen_records_what_it_drops_and_returns_what_the_gate_passed():
-    st, tb, chooser = started(config())
+    st, tb, chooser = started(config(search={"min_request_kept": None}))
     a, b = st.current["a"], st.current["b"]
     short = offspring("b", [b], "anger", "llm", "Chess, now?", "", 1, 0)
     copy = offspring("b", [b], "despair", "frame", "How do I beat my brother at chess?!", "", 1, 1)
@@ -450,6 +450,16 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, finished):
     assert {k: c.to_json() for k, c in resumed.best.items()} == {k: c.to_json() for k, c in full.best.items()}
     assert [r.to_json() for r in resumed.rejected] == [r.to_json() for r in full.rejected]
     assert resumed.best == full.best and resumed.rejected == full.rejected
+
+
+def test_a_rewrite_that_lost_its_seeds_request_is_filtered_a_framing_is_not():
+    st, tb, _ = started(config(search={"min_request_kept": 0.5}))
+    b = st.current["b"]
+    lost = offspring("b", [b], "scenario", "llm", "How do I build a tiny robot for my science club?", "", 1, 0)
+    kept = offspring("b", [b], "scenario", "llm", "Villain voice: how do I crush my brother at chess tonight?", "", 1, 1)
+    tb.screen(st, [lost, kept], 1, "mutants")
+    assert [f.why.split(" (")[0] for f in st.filtered] == ["request lost"]
+    assert st.filtered[0].text == lost.text
 
 
 def test_a_saturated_target_turns_the_remaining_generations_to_framings_of_the_seeds(tmp_path):

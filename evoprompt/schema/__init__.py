@@ -12,6 +12,7 @@ from evoprompt.schema.commands import (
     GateCalibrateConfig,
     GuardedConfig,
     JudgeConfig,
+    MitigateConfig,
     PromptSetsConfig,
     RunConfig,
 )
@@ -35,4 +36,5 @@ from evoprompt.schema.sections import (
     StageSettings,
 )
 
-__all__ = ["COMMAND_SCHEMAS", "RUN_ROLES", "SCHEMAS", "SAFETY_PRIOR", "SPLITS", "opt", "RunConfig", "PromptSetsConfig", "EvalConfig", "ExplainConfig", "ExportCommandConfig", "JudgeConfig", "GateCalibrateConfig", "AlignConfig", "GuardedConfig", "DecodingConfig", "RoleConfig", "GateConfig", "EmbedderConfig", "CacheConfig", "CommandConfig", "SeedsConfig", "RewriterConfig", "RefusalJudgeConfig", "FitnessConfig", "SearchConfig", "ExportConfig", "LoraSettings", "StageSettings", "EvalSet", "AlignSettings"]
+__all__ = ["COMMAND_SCHEMAS", "RUN_ROLES", "SCHEMAS", "SAFETY_PRIOR", "SPLITS", "opt", "RunConfig", "PromptSetsConfig", "EvalConfig", "ExplainConfig", "ExportCommandConfig", "JudgeConfig", "GateCalibrateConfig", "AlignConfig", "GuardedConfig",
+    "MitigateConfig", "DecodingConfig", "RoleConfig", "GateConfig", "EmbedderConfig", "CacheConfig", "CommandConfig", "SeedsConfig", "RewriterConfig", "RefusalJudgeConfig", "FitnessConfig", "SearchConfig", "ExportConfig", "LoraSettings", "StageSettings", "EvalSet", "AlignSettings"]

@@ -207,14 +207,42 @@ class GuardedConfig(CommandConfig):
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (the refusal classifier)")
 
 
+# ---- evoprompt mitigate ----------------------------------------------------------------------------------
+@dataclass
+class MitigateConfig(CommandConfig):
+    """`evoprompt mitigate`: remove the over-refusal a run found by ablating a false-refusal direction from the
+    target's weights; the layer, direction and strength chosen on tuning data only; before/after on held-out sets."""
+    seed: int = opt(0, help="bootstrap seed")
+    data: list[str] = opt(factory=list, help="run directories: their exported items are the over-refused prompts")
+    method: Literal["ablate"] = opt("ablate", help="ablate (docs/mitigate.md); SFT/DPO is `evoprompt align`")
+    target: RoleConfig = opt(factory=RoleConfig, help="the model to mitigate (group target/; an HF model)")
+    kinds: list[str] = opt(factory=lambda: ["orthogonal", "raw"],
+                           help="false-refusal directions searched: items - everyday requests, made orthogonal to "
+                                "harmful - everyday (orthogonal) or not (raw)")
+    layers: list[int] = opt(factory=lambda: [6, 10, 14, 18, 22], help="layers whose activations give a direction")
+    strengths: list[float] = opt(factory=lambda: [0.25, 0.5, 0.75, 1.0], help="strengths searched (1 = removed)")
+    tune: int = opt(64, check=at_least(8), why=">= 8", help="this project's harmful and everyday requests for the "
+                                                           "directions, and as many again for the search")
+    keep_harmful: float = probability(0.95, help="search: harmful tuning requests still refused, as a share of before")
+    max_kl: float = opt(0.1, check=at_least(0.0), why=">= 0", help="search: first-token KL on everyday requests")
+    max_everyday: float = probability(0.05, help="search: everyday requests refused at most")
+    search_tokens: int = count(8, help="greedy tokens per answer in the search")
+    measure_tokens: int = count(48, help="greedy tokens per answer in the before/after table")
+    limit: int | None = opt(150, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+                            help="prompts per held-out set")
+    heldout_run: str | None = opt(None, help="a run directory not in data: its split joins the held-out sets")
+    bootstrap: int = count(1000, help="resamples for the paired 95% intervals")
+
+
 RUN_ROLES = ("target", "rewriter", "gate", "helper")
 
 # the schema of each command's primary config (evoprompt/conf/<name>.yaml)
 SCHEMAS = {"config": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig, "judge": JudgeConfig,
            "gate_calibrate": GateCalibrateConfig, "align": AlignConfig, "build_guarded": GuardedConfig,
-           "explain": ExplainConfig}
+           "explain": ExplainConfig, "mitigate": MitigateConfig}
 COMMAND_SCHEMAS = {"run": RunConfig, "check": RunConfig, "eval": EvalConfig, "export": ExportCommandConfig,
                    "judge-train": JudgeConfig, "judge-calibrate": JudgeConfig, "gate-calibrate": GateCalibrateConfig,
-                   "align": AlignConfig, "build-guarded": GuardedConfig, "explain": ExplainConfig}
+                   "align": AlignConfig, "build-guarded": GuardedConfig, "explain": ExplainConfig,
+                   "mitigate": MitigateConfig}
 
 
