@@ -69,7 +69,7 @@ def test_judge_calibrate_and_train_on_labelled_files(tmp_path):
     clf = tmp_path / "clf.npz"
     r = evoprompt("judge-train", f"data=[{f}]", f"out={clf}", f"hydra.run.dir={tmp_path / 'train'}")
     assert r.returncode == 0 and clf.exists() and clf.stat().st_size < 50_000, r.stderr[-2000:]
-    r = evoprompt("judge-calibrate", f"data=[{f}]", "judge=classifier", f"judge_model={clf}",
+    r = evoprompt("judge-calibrate", f"data=[{f}]", "judge.name=classifier", f"judge.model={clf}",
                   f"hydra.run.dir={tmp_path / 'cal2'}")
     assert r.returncode == 0, r.stderr[-2000:]
     trained = json.loads((tmp_path / "cal2" / "calibration.json").read_text())["results"][str(f)]

@@ -262,7 +262,7 @@ def page(rows: list[ExplainRow], summary: dict, review_key: str) -> str:
     body, prompts = [], {}
     for r in rows:
         drop = r.score - r.score_without_top
-        key = r.id if prompts.get(r.id, r)["text"] == r.text else f"{r.set}:{r.id}"  # two sets, one id
+        key = r.id if prompts.get(r.id, {"text": r.text})["text"] == r.text else f"{r.set}:{r.id}"  # two sets, one id
         prompts.setdefault(key, {"id": key, "text": r.text, "samples": []})
         body.append(f"<tr class='item' data-id='{html.escape(key)}'><td>{html.escape(r.set)}</td>"
                     f"<td>{html.escape(r.target)}</td>"

@@ -132,7 +132,7 @@ class JudgeConfig(CommandConfig):
     judge: RefusalJudgeConfig = opt(factory=RefusalJudgeConfig, help="judge-calibrate: the judge measured (its model: "
                                                                      "for llm a target preset, default embedded)")
     save: str | None = opt(None, help="judge-calibrate: write the threshold that maximises refusal F1 on these labels "
-                                      "to this judge_calibration.json (for fitness.judge_calibration, "
+                                      "to this judge_calibration.json (for fitness.judge.calibration, "
                                       "refusal_judge.calibration)")
     embedder: EmbedderConfig = opt(factory=EmbedderConfig, help="sentence embeddings (classifier)")
 
