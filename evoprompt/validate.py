@@ -19,7 +19,7 @@ from evoprompt.llm import backend_class, engine_keys
 from evoprompt.operators.choose import StrategyChooser
 from evoprompt.presets import target_preset
 from evoprompt.registry import BACKENDS, JUDGES
-from evoprompt.schema import COMMAND_SCHEMAS, AlignConfig, RefusalJudgeConfig, RoleConfig, RunConfig
+from evoprompt.schema import COMMAND_SCHEMAS, AlignConfig, MitigateConfig, RefusalJudgeConfig, RoleConfig, RunConfig
 from evoprompt.schema.fields import _describe
 
 
@@ -238,13 +238,19 @@ def validate(command: str, container: dict) -> None:
         validate_run(container)
     elif command == "align":
         validate_align(load_align_config(container))
+    elif command == "mitigate":
+        without_run_keys(MitigateConfig, container)
     else:
         typed(COMMAND_SCHEMAS[command], container)
 
 
-def load_align_config(container: dict) -> AlignConfig:
-    """An experiment preset (`+experiment=`) also sets the run's keys (seeds, rewriter, ...): align takes its
-    target and leaves those."""
-    own = {f.name for f in dataclasses.fields(AlignConfig)}
+def without_run_keys(cls, container: dict):
+    """An experiment preset (`+experiment=`) also sets the run's keys (seeds, rewriter, ...): a command that
+    takes the preset's target (align, mitigate) leaves those."""
+    own = {f.name for f in dataclasses.fields(cls)}
     run_only = {f.metadata.get("key") or f.name for f in dataclasses.fields(RunConfig)} - own
-    return typed(AlignConfig, {k: v for k, v in container.items() if k not in run_only})
+    return typed(cls, {k: v for k, v in container.items() if k not in run_only})
+
+
+def load_align_config(container: dict) -> AlignConfig:
+    return without_run_keys(AlignConfig, container)

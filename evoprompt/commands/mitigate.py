@@ -32,7 +32,7 @@ from evoprompt.rundir.reader import load_run
 from evoprompt.schema import MitigateConfig
 from evoprompt.seeds import load_seeds
 from evoprompt.seeds.loaders import PACKAGED
-from evoprompt.validate import typed
+from evoprompt.validate import without_run_keys
 
 HELP = "remove the over-refusal a run found: ablate a false-refusal direction from the target's weights"
 CONFIG = "mitigate"
@@ -60,7 +60,7 @@ def _items(dirs: list[str]) -> list[str]:
 
 
 def main(cfg, run_dir: Path) -> dict:
-    c = typed(MitigateConfig, OmegaConf.to_container(cfg, resolve=True))
+    c = without_run_keys(MitigateConfig, OmegaConf.to_container(cfg, resolve=True))
     if not c.data:
         raise UserError("no run given: evoprompt mitigate 'data=[RUN_DIR,...]' (run directories of `evoprompt run`)")
     unknown = sorted(set(c.kinds) - {"orthogonal", "raw"})
