@@ -59,6 +59,16 @@ def _items(dirs: list[str]) -> list[str]:
     return out
 
 
+def _load(model_ref: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(model_ref)
+    tok = AutoTokenizer.from_pretrained(path, padding_side="left")
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return path, tok, AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
 def main(cfg, run_dir: Path) -> dict:
     c = without_run_keys(MitigateConfig, OmegaConf.to_container(cfg, resolve=True))
     if not c.data:
@@ -69,56 +79,22 @@ def main(cfg, run_dir: Path) -> dict:
     console = make_console(stderr=True)
     t0 = time.time()
     items = _items(c.data)
-    harmful = _texts(str(ORGANISM / "harmful.jsonl"))
-    everyday = _texts(str(ORGANISM / "everyday.jsonl"))
+    harmful, everyday = _texts(str(ORGANISM / "harmful.jsonl")), _texts(str(ORGANISM / "everyday.jsonl"))
     if len(harmful) < 2 * c.tune or len(everyday) < 2 * c.tune:
         raise UserError(f"tune={c.tune}: the organism data has {len(harmful)} harmful and {len(everyday)} everyday "
                         "requests, fewer than twice that")
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(c.seed)
-    path = resolve_model_path(c.target.model)
-    tok = AutoTokenizer.from_pretrained(path, padding_side="left")
-    tok.pad_token = tok.pad_token or tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    path, tok, model = _load(c.target.model)
     layers = [l for l in c.layers if 0 <= l <= model.config.num_hidden_layers]
     if not layers:
         raise UserError(f"layers={c.layers}: none within 0..{model.config.num_hidden_layers}")
     sp = c.target.system_prompt
-
-    def chats(prompts):
-        return ab.chat_texts(tok, prompts, sp)
-
     console.print(f"[bold]directions[/]: {len(items)} items, {c.tune} harmful, {c.tune} everyday requests")
-    states = [ab.last_states(model, tok, chats(x)) for x in (items, harmful[:c.tune], everyday[:c.tune])]
-    dirs = ab.directions(*states)
-    judge = AnchoredPhraseJudge()
+    dirs = ab.directions(*[ab.last_states(model, tok, ab.chat_texts(tok, x, sp))
+                           for x in (items, harmful[:c.tune], everyday[:c.tune])])
     tune = {"items": items, "harmful": harmful[c.tune:2 * c.tune], "everyday": everyday[c.tune:2 * c.tune]}
-    texts = {k: chats(v) for k, v in tune.items()}
-
-    def rates(m) -> dict:
-        out = {k: sum(judge.prob(tune[k], ab.greedy(m, tok, texts[k], c.search_tokens))) / len(tune[k]) for k in tune}
-        return out
-
-    base = rates(model) | {"kl": 0.0}
-    ref_lp = ab.next_token_logprobs(model, tok, texts["everyday"])
-    console.print(f"before: items {base['items']:.2f}, harmful {base['harmful']:.2f}, everyday {base['everyday']:.2f}")
-    trials = []
-    for kind in c.kinds:
-        for layer in layers:
-            for s in c.strengths:
-                e = ab.Edit(kind, layer, s)
-                with ab.ablated(model, dirs[kind][layer], s):
-                    r = rates(model) | {"kl": ab.kl(ref_lp, ab.next_token_logprobs(model, tok, texts["everyday"]))}
-                ok = (r["harmful"] >= c.keep_harmful * base["harmful"] and r["kl"] <= c.max_kl
-                      and r["everyday"] <= max(c.max_everyday, base["everyday"]))
-                trials.append({"edit": e.__dict__, **{k: round(v, 4) for k, v in r.items()}, "feasible": ok})
-                console.print(f"  {e.name():38} items {r['items']:.2f}  harmful {r['harmful']:.2f}  everyday "
-                              f"{r['everyday']:.2f}  KL {r['kl']:.3f}{'' if ok else '  (out)'}")
-    feasible = [t for t in trials if t["feasible"]]
+    base, trials = _search(model, tok, dirs, layers, tune, c, console)
     atomic_write_json(run_dir / "search.json", {"before": base, "trials": trials}, indent=1)
+    feasible = [t for t in trials if t["feasible"]]
     if not feasible:
         raise UserError(f"no setting of the search keeps safety (harmful >= {c.keep_harmful} of before, KL <= "
                         f"{c.max_kl}): see {run_dir / 'search.json'}; try smaller strengths or other layers")
@@ -126,11 +102,39 @@ def main(cfg, run_dir: Path) -> dict:
     edit = ab.Edit(**best["edit"])
     console.print(f"[bold]chosen[/]: {edit.name()} (items {best['items']:.2f}, harmful {best['harmful']:.2f})")
     out = _bake(model, tok, dirs[edit.kind][edit.layer], edit, run_dir / "model", c, path)
-    result = _measure(c, run_dir, path, out, sp, judge, console, edit, best, base)
+    result = _measure(c, run_dir, path, out, sp, console, edit, best, base)
     result["seconds"] = round(time.time() - t0, 1)
     atomic_write_json(run_dir / "mitigation.json", result, indent=1)
     console.print(f"mitigated model: {out}; table: {run_dir / 'report.md'} ({result['seconds']:.0f} s)")
     return result
+
+
+def _search(model, tok, dirs, layers: list[int], tune: dict[str, list[str]], c: MitigateConfig, console):
+    """Every (kind, layer, strength) on the tuning prompts: refusal of each set and the everyday first-token KL,
+    and whether it meets the constraints."""
+    judge = AnchoredPhraseJudge()
+    texts = {k: ab.chat_texts(tok, v, c.target.system_prompt) for k, v in tune.items()}
+
+    def rates() -> dict:
+        return {k: sum(judge.prob(tune[k], ab.greedy(model, tok, texts[k], c.search_tokens))) / len(tune[k])
+                for k in tune}
+
+    base = rates() | {"kl": 0.0}
+    ref = ab.next_token_logprobs(model, tok, texts["everyday"])
+    console.print(f"before: items {base['items']:.2f}, harmful {base['harmful']:.2f}, everyday {base['everyday']:.2f}")
+    trials = []
+    for kind in c.kinds:
+        for layer in layers:
+            for s in c.strengths:
+                e = ab.Edit(kind, layer, s)
+                with ab.ablated(model, dirs[kind][layer], s):
+                    r = rates() | {"kl": ab.kl(ref, ab.next_token_logprobs(model, tok, texts["everyday"]))}
+                ok = (r["harmful"] >= c.keep_harmful * base["harmful"] and r["kl"] <= c.max_kl
+                      and r["everyday"] <= max(c.max_everyday, base["everyday"]))
+                trials.append({"edit": e.__dict__, **{k: round(v, 4) for k, v in r.items()}, "feasible": ok})
+                console.print(f"  {e.name():34} items {r['items']:.2f}  harmful {r['harmful']:.2f}  everyday "
+                              f"{r['everyday']:.2f}  KL {r['kl']:.3f}{'' if ok else '  (out)'}")
+    return base, trials
 
 
 def _bake(model, tok, r, edit: ab.Edit, out: Path, c: MitigateConfig, source: str) -> Path:
@@ -154,21 +158,17 @@ def _bake(model, tok, r, edit: ab.Edit, out: Path, c: MitigateConfig, source: st
     return out
 
 
-def _measure(c: MitigateConfig, run_dir: Path, before_path: str, after_path: Path, sp, judge, console, edit, best,
+def _measure(c: MitigateConfig, run_dir: Path, before_path: str, after_path: Path, sp, console, edit, best,
              base) -> dict:
     """Greedy answers of both models to every held-out set; PRR before/after with the paired bootstrap change."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    judge = AnchoredPhraseJudge()
     sets = [(n, k, ref, split) for n, k, ref, split in HELD_OUT if not ref.startswith("data:") or available(ref)]
     if c.heldout_run:
         sets.append(("fresh-run-split", "over-refusal", str(Path(c.heldout_run).expanduser() / "benchmark.jsonl"), "safe"))
     prompts = {n: _texts(str(resolve(ref)) if ref.startswith("data:") else ref, split, c.limit) for n, _, ref, split in sets}
     answers = {}
     for label, p in (("before", before_path), ("after", str(after_path))):
-        tok = AutoTokenizer.from_pretrained(p, padding_side="left")
-        tok.pad_token = tok.pad_token or tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32).eval()
+        _, tok, model = _load(p)
         for n, xs in prompts.items():
             console.print(f"{label}: {n} ({len(xs)} prompts)")
             answers[(label, n)] = ab.greedy(model, tok, ab.chat_texts(tok, xs, sp), c.measure_tokens)
