@@ -121,23 +121,19 @@ def saturated(st: RunState, threshold: float | None) -> bool:
 def mutate(st: RunState, t: int, rng: random.Random, *, rewrite: Callable, attribute: Callable,
            chooser: StrategyChooser, search: SearchConfig, style: str) -> list[Candidate]:
     """search.L mutants per lineage: a framing or sensitive-word edit, or (llm_share, or past MAX_FRAMES
-    framings) an LLM rewrite with the chosen strategy; with llm_share 0 the rewriter is never asked (past
-    MAX_FRAMES framings a lineage starts again from its seed). The `trigger` strategy has no framing: its parents'
+    framings) an LLM rewrite with the chosen strategy. The `trigger` strategy has no framing: its parents'
     words are attributed in one batched call (`attribute`) and the rewriter is shown their top trigger words.
-    Once the target is saturated (st.saturated_at), `breadth` instead."""
-    if st.saturated_at is not None:
+    Once the target is saturated (st.saturated_at), or with llm_share 0 (no rewriter: stacked framings read as
+    two voices talking at once), `breadth` instead."""
+    if st.saturated_at is not None or search.llm_share == 0:  # no rewriter: one fresh framing of each seed
         return breadth(st, t, rng, chooser, search)
     requests, out, triggered = [], [], []
     seen = set(st.seen)
     for lineage, cur in sorted(st.current.items()):
         framed = sum(step.endswith("/frame") for step in cur.chain)
-        if search.llm_share == 0 and framed >= MAX_FRAMES:  # no rewriter: a fresh framing of the seed instead
-            cur = Candidate(id=lineage, text=st.seeds[lineage].text, lineage=lineage)
         for strategy in chooser.choose(search.L, rng):
-            use_llm = rng.random() < search.llm_share or (framed >= MAX_FRAMES and search.llm_share > 0)
+            use_llm = rng.random() < search.llm_share or framed >= MAX_FRAMES
             text, method = (None, "llm") if use_llm else edit(cur.text, strategy, rng)
-            if search.llm_share == 0 and (strategy == TRIGGER or text is None):
-                continue  # the rewriter is off: a strategy without an unused framing left gives nothing
             if strategy == TRIGGER:
                 triggered.append((lineage, cur))
             elif text is None or dedupe_key(text) in seen:

@@ -14,9 +14,11 @@ os.environ["EVOPROMPT_CPU_BF16"] = "0"
 # public prompt sets (data:xstest, ...) come from $EVOPROMPT_DATA: unless set, the development copy beside the checkout
 if SHARED_DATA.is_dir():
     os.environ.setdefault("EVOPROMPT_DATA", str(SHARED_DATA))
-# a small but complete run: every stage, every output, seconds per generation on 2 cores
-SMALL_RUN = ["seeds.limit=2", "fitness.K=4", "search.L=2", "search.N=1", "target.decoding.max_new_tokens=24",
-             "rewriter.decoding.max_new_tokens=64", "helper.decoding.max_new_tokens=40"]
+# a small but complete run: every stage (the rewriter's too, which the embedded default leaves off), every output,
+# seconds per generation on 2 cores
+SMALL_RUN = ["seeds.limit=2", "fitness.K=4", "search.L=2", "search.N=1", "search.llm_share=0.5",
+             "target.decoding.max_new_tokens=24", "rewriter.decoding.max_new_tokens=64",
+             "helper.decoding.max_new_tokens=40", "export.per_lineage=4"]
 
 
 @contextlib.contextmanager
