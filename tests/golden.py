@@ -20,7 +20,8 @@ ARGS = ["target=embedded", "generations=3", "seeds.limit=4", "fitness.K=6", "sea
         "helper.decoding.max_new_tokens=40", "gate.threshold=0.92", "export.min_refusal=0.1",
         "fitness.judge=classifier", "export.pair_judge=classifier", "fitness.mu=0.0",
         "export.per_lineage=5", "search.repeat_ngram=null",
-        "search.strategy_weights.trigger=0", "search.saturation=null", "search.min_request_kept=null"]
+        "search.strategy_weights.trigger=0", "search.saturation=null", "search.min_request_kept=null",
+        "search.llm_share=0.5"]
 TABLE_KEYS = ("gen", "candidates", "filtered", "rejected", "accepted", "lineages", "elites", "tau", "refusal_prob",
               "judge_refusal_rate", "opener_prob", "best_ever", "target_samples")
 
