@@ -20,7 +20,8 @@ import torch
 @dataclass(frozen=True)
 class Edit:
     """Which direction, from which layer's activations, at which strength (applied to every write)."""
-    kind: str        # "orthogonal": items - everyday without its true-refusal part; "raw": items - everyday
+    kind: str        # "orthogonal": items - everyday without its true-refusal part; "raw": items - everyday;
+                     # "framing": items - their seeds without its true-refusal part
     layer: int
     strength: float
 
@@ -49,7 +50,8 @@ def unit(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm().clamp_min(1e-8)
 
 
-def directions(items: torch.Tensor, harmful: torch.Tensor, everyday: torch.Tensor) -> dict[str, torch.Tensor]:
+def directions(items: torch.Tensor, harmful: torch.Tensor, everyday: torch.Tensor,
+               seeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per kind, [layers + 1, d] unit directions: the true-refusal one (harmful - everyday), the items against
     everyday requests ("raw") and the same with its true-refusal part removed ("orthogonal", Wang et al.). Items
     against harmful requests, made orthogonal, is the orthogonal one again (items - harmful = (items - everyday) -
@@ -57,7 +59,11 @@ def directions(items: torch.Tensor, harmful: torch.Tensor, everyday: torch.Tenso
     true = torch.stack([unit(v) for v in harmful.mean(0) - everyday.mean(0)])
     raw = items.mean(0) - everyday.mean(0)
     ortho = raw - (raw * true).sum(-1, keepdim=True) * true
-    return {"true": true, "raw": torch.stack([unit(v) for v in raw]), "orthogonal": torch.stack([unit(v) for v in ortho])}
+    out = {"true": true, "raw": torch.stack([unit(v) for v in raw]), "orthogonal": torch.stack([unit(v) for v in ortho])}
+    if seeds is not None:  # the items against the seeds they were made from: the framing is the only difference
+        framing = items.mean(0) - seeds.mean(0)
+        out["framing"] = torch.stack([unit(v) for v in framing - (framing * true).sum(-1, keepdim=True) * true])
+    return out
 
 
 def _writers(model) -> list[torch.nn.Module]:

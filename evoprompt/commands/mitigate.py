@@ -49,14 +49,17 @@ def _texts(path: str, split: str = "safe", limit: int | None = None) -> list[str
     return [s.text for s in load_seeds(path, "auto", None, limit, split)]
 
 
-def _items(dirs: list[str]) -> list[str]:
+def _items(dirs: list[str]) -> tuple[list[str], list[str]]:
+    """The runs' items, and the seeds they were made from (each once)."""
     out: list[str] = []
+    seeds: list[str] = []
     for d in dirs:
         run = load_run(Path(d).expanduser())
         if not run.benchmark:
             raise UserError(f"data: {d} has no exported items (benchmark.jsonl) to take a direction from")
         out += [b.text for b in run.benchmark if b.text not in out]
-    return out
+        seeds += [t for b in run.benchmark if (t := run.seed_text(b.seed.id)) and t not in seeds]
+    return out, seeds
 
 
 def _load(model_ref: str):
@@ -73,12 +76,12 @@ def main(cfg, run_dir: Path) -> dict:
     c = without_run_keys(MitigateConfig, OmegaConf.to_container(cfg, resolve=True))
     if not c.data:
         raise UserError("no run given: evoprompt mitigate 'data=[RUN_DIR,...]' (run directories of `evoprompt run`)")
-    unknown = sorted(set(c.kinds) - {"orthogonal", "raw"})
+    unknown = sorted(set(c.kinds) - {"orthogonal", "raw", "framing"})
     if unknown:
-        raise UserError(f"kinds: unknown '{unknown[0]}'; valid: orthogonal, raw")
+        raise UserError(f"kinds: unknown '{unknown[0]}'; valid: orthogonal, raw, framing")
     console = make_console(stderr=True)
     t0 = time.time()
-    items = _items(c.data)
+    items, seeds = _items(c.data)
     harmful, everyday = _texts(str(ORGANISM / "harmful.jsonl")), _texts(str(ORGANISM / "everyday.jsonl"))
     if len(harmful) < 2 * c.tune or len(everyday) < 2 * c.tune:
         raise UserError(f"tune={c.tune}: the organism data has {len(harmful)} harmful and {len(everyday)} everyday "
@@ -89,8 +92,8 @@ def main(cfg, run_dir: Path) -> dict:
         raise UserError(f"layers={c.layers}: none within 0..{model.config.num_hidden_layers}")
     sp = c.target.system_prompt
     console.print(f"[bold]directions[/]: {len(items)} items, {c.tune} harmful, {c.tune} everyday requests")
-    dirs = ab.directions(*[ab.last_states(model, tok, ab.chat_texts(tok, x, sp))
-                           for x in (items, harmful[:c.tune], everyday[:c.tune])])
+    dirs = ab.directions(*[ab.last_states(model, tok, ab.chat_texts(tok, x, sp)) if x else None
+                           for x in (items, harmful[:c.tune], everyday[:c.tune], seeds)])
     tune = {"items": items, "harmful": harmful[c.tune:2 * c.tune], "everyday": everyday[c.tune:2 * c.tune]}
     base, trials = _search(model, tok, dirs, layers, tune, c, console)
     atomic_write_json(run_dir / "search.json", {"before": base, "trials": trials}, indent=1)

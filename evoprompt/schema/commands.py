@@ -28,7 +28,8 @@ from evoprompt.schema.sections import (
 class RunConfig(CommandConfig):
     """`evoprompt run` (and `check`)."""
     seed: int = opt(0, help="derives every other random choice")
-    generations: int = opt(5, check=at_least(0), why=">= 0", help="generations of the search (paper: 5)")
+    generations: int = opt(2, check=at_least(0), why=">= 0", help="generations of the search (paper and the llama8b "
+                                                                  "presets: 5; framings of a seed saturate sooner)")
     seeds: SeedsConfig = opt(factory=SeedsConfig, help="the seed instructions, one lineage each")
     target: RoleConfig = opt(factory=RoleConfig, help="the model under test (group target/)")
     rewriter: RewriterConfig = opt(factory=lambda: RewriterConfig(decoding=DecodingConfig(0.8, 0.95, 40)),
@@ -216,9 +217,10 @@ class MitigateConfig(CommandConfig):
     data: list[str] = opt(factory=list, help="run directories: their exported items are the over-refused prompts")
     method: Literal["ablate"] = opt("ablate", help="ablate (docs/mitigate.md); SFT/DPO is `evoprompt align`")
     target: RoleConfig = opt(factory=RoleConfig, help="the model to mitigate (group target/; an HF model)")
-    kinds: list[str] = opt(factory=lambda: ["orthogonal", "raw"],
+    kinds: list[str] = opt(factory=lambda: ["orthogonal", "raw", "framing"],
                            help="false-refusal directions searched: items - everyday requests, made orthogonal to "
-                                "harmful - everyday (orthogonal) or not (raw)")
+                                "harmful - everyday (orthogonal) or not (raw); items - their seeds, orthogonal "
+                                "(framing)")
     layers: list[int] = opt(factory=lambda: [6, 10, 14, 18, 22], help="layers whose activations give a direction")
     strengths: list[float] = opt(factory=lambda: [0.25, 0.5, 0.75, 1.0], help="strengths searched (1 = removed)")
     tune: int = opt(64, check=at_least(8), why=">= 8", help="this project's harmful and everyday requests for the "

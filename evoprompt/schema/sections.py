@@ -74,7 +74,7 @@ class SeedsConfig:
     format: Literal["auto", "jsonl", "csv", "xstest", "orbench", "phtest", "oktest"] = opt("auto", help="file format")
     text_column: str | None = opt(None, help="CSV/JSONL column of the instruction (null = guessed)")
     split: SPLITS = opt("safe", help="for sets with labels")
-    limit: int | None = opt(10, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
+    limit: int | None = opt(24, check=lambda v: v is None or v >= 1, why=">= 1 or null (all)",
                             help="how many seeds (lineages); null = all")
 
 
@@ -129,7 +129,8 @@ class FitnessConfig:
 @dataclass
 class SearchConfig:
     L: int = opt(4, check=at_least(0), why=">= 0", help="mutants per lineage per generation (paper: 4)")
-    N: int = opt(2, check=at_least(0), why=">= 0", help="recombinants per lineage per generation (paper: 2)")
+    N: int = opt(0, check=at_least(0), why=">= 0", help="recombinants per lineage per generation (paper and the "
+                                                      "llama8b presets: 2; the LLM writes them)")
     tau_0: float = opt(0.1, check=at_least(0.0), why=">= 0", help="SA start temperature (paper: 0.1)")
     beta: float = opt(0.005, check=at_least(0.0), why=">= 0", help="SA linear cooling per generation (paper: 0.005)")
     tau_f: float = opt(0.05, check=at_least(0.0), why=">= 0", help="SA final temperature (paper: 0.05)")
@@ -143,7 +144,9 @@ class SearchConfig:
                                    help="once the population's mean p(refusal) reaches this after a generation, the "
                                         "remaining generations go to breadth (new framings of each seed, no rewriter) "
                                         "instead of depth: on a saturated target further rewrites add drift, not refusal")
-    llm_share: float = fraction(0.5, help="share of mutants written by the LLM rewriter; the rest by framings and word edits")
+    llm_share: float = fraction(0.0, help="share of mutants written by the LLM rewriter; the rest by framings and word "
+                                          "edits of the seed (0: a small rewriter drifts, docs/run.md; the llama8b "
+                                          "presets: 0.5)")
     max_chars: int = count(300, help="filter: longest instruction")
     min_words: int = opt(4, check=at_least(1), why=">= 1", help="filter: shortest instruction")
     repeat_ngram: int | None = opt(3, check=lambda v: v is None or v >= 2, why=">= 2 or null (off)",
@@ -161,7 +164,7 @@ class SearchConfig:
 class ExportConfig:
     sft_dpo: bool = opt(True, help="also write sft.jsonl and dpo.jsonl")
     helper_attempts: int = count(2, help="resamples of a helper answer that refuses")
-    per_lineage: int = count(4, help="items per lineage, from its niche elites")
+    per_lineage: int = count(2, help="items per lineage, from its niche elites (the llama8b presets: 4)")
     min_refusal: float = probability(0.3, help="an item's refusal probability must reach this, and one of its samples must refuse")
     max_similarity: float = similarity(0.9, help="exported items are at most this similar to each other (MiniLM)")
     max_phrase_share: float = fraction(0.15, help="no four-word phrase (a framing, usually) in more than this share of "
