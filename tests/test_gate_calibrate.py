@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from evoprompt.commands import gate_calibrate as gc
 from evoprompt.errors import UserError
-from evoprompt.public_sets import DATA_ENV
+from evoprompt.public_sets import DATA_ENV, available
 
 
 def test_threshold_reaches_the_target_recall_and_no_more():
@@ -67,6 +67,8 @@ def test_bad_input_exits_with_one_line(tmp_path, content, pattern):
 
 @pytest.mark.slow
 def test_small_real_calibration_writes_auroc(tmp_path):
+    if not available("data:xstest"):
+        pytest.skip("shared XSTest data absent")
     r = evoprompt("gate-calibrate", "limit=6", f"hydra.run.dir={tmp_path}", timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "AUROC" in r.stdout

@@ -168,14 +168,15 @@ def test_default_fitness_judge_on_hand_labelled_embedded_answers():
     reaches refusal precision >= 0.90 and recall >= 0.80 on them (issue 21's bar; docs/judges.md)."""
     import csv
 
-    from evoprompt.fitness.refusal import make_judge
+    from evoprompt.roles import Roles
     from evoprompt.schema import RunConfig
     from evoprompt.validate import typed
 
     rows = list(csv.DictReader(open(EMBEDDED_LABELS, newline="", encoding="utf-8")))
     assert len(rows) >= 200 and {r["target"] for r in rows} == {"plain", "guarded", "guarded-r7", "guarded-r7-a28"}
     assert {r["final_label"] for r in rows} <= {"1_full_compliance", "2_full_refusal", "3_partial_refusal"}
-    judge = make_judge(typed(RunConfig, {}).fitness.judge)
+    cfg = typed(RunConfig, {})
+    judge = Roles(cfg.cache, cfg.embedder).judge(cfg.fitness.judge)
     labelled = load_labelled(EMBEDDED_LABELS)
     p = judge.prob([r[0] for r in labelled], [r[1] for r in labelled])
     rep = binary_report([r[2] for r in labelled], [int(q >= 0.5) for q in p])["refusal"]

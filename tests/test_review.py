@@ -230,4 +230,4 @@ def test_review_in_the_browser_then_export_exactly_what_was_kept(run_dir, tmp_pa
     assert load_dataset(str(out), "benchmark")["test"]["id"] == [keep]
     card = (out / "README.md").read_text()
     assert "### Human review" in card and "| 2 | 2 | 1 | 1 | 0 | 0 |" in card
-    assert "1 items not kept" in r.stdout
+    assert "withheld: 1 items" in r.stdout

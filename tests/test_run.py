@@ -63,7 +63,7 @@ def test_every_output_written(small_run):
         score = b["score"]
         assert b["safety"]["verdict"] == "safe" and b["lineage"]["chain"] and len(score["samples"]) == 6
         assert {"text", "seed", "score", "provenance"} <= b.keys() and {"fitness", "refusal_prob"} <= score.keys()
-        assert b["seed"]["text"] and b["seed_similarity"] >= 0.35 and score["refusal_prob"] >= 0.1
+        assert b["seed"]["id"] and "text" not in b["seed"] and b["seed_similarity"] >= 0.35 and score["refusal_prob"] >= 0.1
         assert any(s["refusal"] >= 0.5 for s in score["samples"])
         prov = b["provenance"]
         assert prov["target_model"] == t["model"] and prov["rewriter_model"] == "embedded"
