@@ -154,10 +154,9 @@ def read_json(path: str | Path, kind: type = dict, what: str = "a JSON object"):
     return value
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """One JSON object per non-empty line."""
+def numbered_jsonl(path: str | Path):
+    """(line number, object) for each non-empty line; a line that is not a JSON object is one UserError."""
     path = Path(path)
-    rows = []
     for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
@@ -167,5 +166,9 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise UserError(f"{path}:{n}: not a JSON record ({e.msg})") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}:{n}: not a JSON object (found a JSON {type(row).__name__})")
-        rows.append(row)
-    return rows
+        yield n, row
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """One JSON object per non-empty line."""
+    return [row for _, row in numbered_jsonl(path)]

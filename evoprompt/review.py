@@ -12,7 +12,6 @@ never counts as keep. Agreement is Cohen's kappa for two reviewers and Fleiss' k
 every reviewer saw, with a bootstrap interval over those items."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprompt.errors import UserError
-from evoprompt.files import read_text
+from evoprompt.files import numbered_jsonl
 
 DECISIONS = ("keep", "drop", "unsure")
 LABELS = ("refusal", "compliance", "partial")
@@ -78,16 +77,8 @@ def load_review(paths: list[str]) -> Review:
         if not path.is_file():
             raise UserError(f"review file {path} does not exist")
         default = path.stem.removeprefix("review-") or "anonymous"
-        for n, line in enumerate(read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, row in numbered_jsonl(path):
             where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: not a JSON record ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{where}: not a JSON object")
             reviewer = str(row.get("reviewer") or default)
             if owner.setdefault(reviewer, path) != path:
                 raise UserError(f"reviewer '{reviewer}' has two review files, {owner[reviewer]} and {path}: one would "
